@@ -1,0 +1,168 @@
+"""Automatic tracking of LLM API calls as Amplitude ``llm_operation`` events.
+
+Importing this package installs an import hook that patches supported provider SDKs
+(currently the OpenAI SDK v1+) as soon as they are imported, whether before or after
+this package. The patches are inert until a client is made active::
+
+    import amplitude
+    import amplitude.ai
+
+    client = amplitude.Amplitude("AMPLITUDE_API_KEY")
+    amplitude.ai.track(client)          # every LLM call in the process is tracked
+
+    with amplitude.ai.tracking(other):  # or: only in this thread / asyncio task
+        ...
+
+Tracking never raises into your code and never blocks your LLM calls: events are
+built and handed to the Amplitude client on a background thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _instrument, _state
+from ._identity import valid_id
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from amplitude.client import Amplitude
+
+__all__ = [
+    "__version__",
+    "flush",
+    "get_active_client",
+    "instrument",
+    "is_tracking",
+    "track",
+    "tracking",
+    "uninstrument",
+    "untrack",
+]
+
+
+def _binding(
+    client: Amplitude, user_id: str | None, device_id: str | None, response_preview: bool
+) -> _state.Binding:
+    if client is None or not callable(getattr(client, "track", None)):
+        raise TypeError(f"expected an amplitude.Amplitude client, got {type(client).__name__}")
+    for name, value in (("user_id", user_id), ("device_id", device_id)):
+        if value is not None and not valid_id(value):
+            raise ValueError(f"{name} must be a string of at least 5 characters (Amplitude's minimum)")
+    return _state.Binding(client, user_id, device_id, bool(response_preview))
+
+
+def track(
+    client: Amplitude,
+    *,
+    user_id: str | None = None,
+    device_id: str | None = None,
+    response_preview: bool = True,
+) -> None:
+    """Track LLM calls made anywhere in this process with `client`.
+
+    Args:
+        client: the ``amplitude.Amplitude`` client that events are sent with.
+        user_id: the Amplitude ``user_id`` for every event. When unset, a request's
+            OpenAI ``user`` (or ``safety_identifier``) value is used where present.
+        device_id: the Amplitude ``device_id``. When unset, a stable per-host id
+            (``llm-host-`` + 16 hex digits of the hashed host name) is used.
+        response_preview: include the first 500 characters of generated text as
+            ``response_preview``. Request content (prompts, messages) is never sent.
+
+    Calling it again replaces the client and options. Threads and tasks inside a
+    `tracking()` block keep their own client.
+    """
+    binding = _binding(client, user_id, device_id, response_preview)
+    _instrument.instrument()
+    _state.set_process(binding)
+
+
+def untrack() -> None:
+    """Stop process-wide tracking; later calls are not tracked (`tracking()` blocks still are).
+
+    Calls already finished are still delivered. Patches stay installed but inert;
+    see `uninstrument()` to remove them.
+    """
+    _state.set_process(None)
+
+
+def is_tracking() -> bool:
+    """Whether calls made here (this thread / asyncio task) are tracked."""
+    return _state.active() is not None
+
+
+def get_active_client() -> Amplitude | None:
+    """The client that calls made here (this thread / asyncio task) are tracked with."""
+    binding = _state.active()
+    return None if binding is None else binding.client
+
+
+class tracking:
+    """Track calls with `client` inside a ``with`` block, for this thread or asyncio task only.
+
+    What was active before is restored on exit, so blocks nest. Other threads and tasks
+    are unaffected; those without a block of their own use the client from `track()`.
+    Takes the same keyword options as `track()`.
+    """
+
+    def __init__(
+        self,
+        client: Amplitude,
+        *,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        response_preview: bool = True,
+    ) -> None:
+        self._binding = _binding(client, user_id, device_id, response_preview)
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> Amplitude:
+        _instrument.instrument()
+        self._tokens.append(_state.scoped_var().set(self._binding))
+        return self._binding.client
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _state.scoped_var().reset(self._tokens.pop())
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Hand every finished call's event to its Amplitude client, then flush the clients.
+
+    Useful in short scripts, tests and serverless handlers; at interpreter exit this
+    happens automatically. Returns False if `timeout` (seconds) passed first.
+    """
+    import sys
+
+    if "amplitude.ai._dispatch" not in sys.modules:
+        return True
+    from ._dispatch import dispatcher
+
+    drained = dispatcher.drain(timeout)
+    for client in dispatcher.clients():
+        client.flush()
+    return drained
+
+
+def instrument() -> None:
+    """(Re)install the import hook and patches; importing the package already does this."""
+    _instrument.instrument()
+
+
+def uninstrument() -> None:
+    """Remove the import hook and every patch of ours, leaving other instrumentation intact.
+
+    Where ours is the outermost wrapper the SDK's original function object is restored;
+    where another wrapper sits on top of ours, ours is switched off in place.
+    """
+    _instrument.uninstrument()
+
+
+_instrument.instrument()

@@ -1,0 +1,75 @@
+"""The record of one tracked call, filled on the caller's path and read off it."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import _dispatch
+from ._log import report_failure
+
+if TYPE_CHECKING:
+    from ._provider import Method, Provider
+    from ._state import Binding
+
+_perf = time.perf_counter
+
+
+class Call:
+    """Raw facts about one call. Building the event from them happens off the call path."""
+
+    __slots__ = (
+        "__weakref__",
+        "binding",
+        "chunks",
+        "completed",
+        "ended_at",
+        "error",
+        "finished",
+        "first_chunk_at",
+        "hide",
+        "instance",
+        "method",
+        "provider",
+        "request",
+        "response",
+        "started_at",
+        "stream",
+        "wall_time",
+    )
+
+    def __init__(self, provider: Provider, method: Method, binding: Binding, instance: Any) -> None:
+        self.provider = provider
+        self.method = method
+        self.binding = binding
+        self.instance = instance
+        self.request: Any = None
+        self.response: Any = None
+        self.error: BaseException | None = None
+        self.stream = False
+        self.chunks: list[Any] = []
+        self.first_chunk_at: float | None = None
+        self.ended_at: float | None = None
+        self.completed = False
+        self.finished = False
+        # A predicate for chunks the caller must not see (ones only tracking asked for).
+        self.hide: Any = None
+        self.wall_time = time.time()
+        self.started_at = _perf()
+
+    def finish(self, response: Any = None, error: BaseException | None = None) -> None:
+        """End the call (once) and hand it to the dispatcher."""
+        if self.finished:
+            return
+        self.finished = True
+        self.ended_at = _perf()
+        if response is not None:
+            self.response = response
+        if error is not None:
+            self.error = error
+        try:
+            if self.stream:
+                _dispatch.dispatcher.open_streams.pop(self, None)
+            _dispatch.submit(self)
+        except Exception as exc:
+            report_failure("queueing an event", exc)

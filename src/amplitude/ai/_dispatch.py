@@ -1,0 +1,180 @@
+"""Hands finished calls to a background thread that builds and sends their events.
+
+The caller's path only appends to a deque (and, when the worker sleeps, sets an
+Event). Event building and `client.track()` run on the worker thread, so neither
+their cost nor a slow or failing Amplitude endpoint reaches the LLM call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from ._log import logger, report_failure
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+MAX_PENDING = 10_000
+"""Calls waiting for the worker beyond this are dropped (counted, logged once)."""
+
+BATCH_DELAY_S = 0.1
+"""How long the worker collects calls after waking before building their events."""
+
+SHUTDOWN_TIMEOUT_S = 2.0
+"""How long interpreter exit waits for pending calls to be handed to their clients."""
+
+
+class Dispatcher:
+    def __init__(self, handle: Callable[[Call], None]) -> None:
+        self._handle = handle
+        self._pending: deque[Call] = deque()
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._idle = True
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._exit_hook_registered = False
+        self.dropped = 0
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Streams still being read, each with the weakref that ends it when its proxy
+        # is collected; ended at exit so their events are not lost.
+        self.open_streams: dict[Call, weakref.ref[Any]] = {}
+
+    # -- caller's path -------------------------------------------------------
+    def submit(self, call: Call) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            self._drop()
+            return
+        self._pending.append(call)
+        if self._thread is None:
+            self._start()
+        # Only the first call after the worker went idle pays for waking it; calls
+        # arriving while it collects a batch cost one deque append.
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            logger.warning(
+                "amplitude.ai: %d calls are waiting to be sent; dropping further events "
+                "until the backlog clears (the total dropped is logged at exit).",
+                MAX_PENDING,
+            )
+
+    # -- worker ----------------------------------------------------------------
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            self._register_exit_hook()
+            thread = threading.Thread(target=self._run, name="amplitude-ai-dispatch", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def _run(self) -> None:
+        pending = self._pending
+        while True:
+            # Collect a batch before working: waking a thread per call would make it
+            # contend for the GIL with the caller on every call.
+            self._hurry.wait(BATCH_DELAY_S)
+            while pending:
+                call = pending.popleft()
+                try:
+                    self._remember(call.binding.client)
+                    self._handle(call)
+                except Exception as exc:
+                    report_failure("building or sending an event", exc)
+            if self._closing:
+                return
+            self._idle = True
+            # Re-check after announcing idleness: a submit may have seen `_idle` False.
+            if pending:
+                self._idle = False
+                continue
+            self._hurry.clear()
+            self._wake.wait()
+            self._wake.clear()
+
+    def _remember(self, client: Any) -> None:
+        # A client that is not weak-referenceable is tracked all the same; flush() just
+        # cannot reach it.
+        with contextlib.suppress(TypeError):
+            self._clients.add(client)
+
+    def clients(self) -> list[Any]:
+        """The Amplitude clients events were handed to (still alive)."""
+        return list(self._clients)
+
+    def drain(self, timeout: float) -> bool:
+        """Hand every submitted call to its client now; False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        self._hurry.set()
+        while self._pending or not self._idle:
+            if time.monotonic() >= deadline:
+                return False
+            self._hurry.set()
+            time.sleep(0.001)
+        return True
+
+    # -- process lifecycle ---------------------------------------------------
+    def _register_exit_hook(self) -> None:
+        if self._exit_hook_registered:
+            return
+        self._exit_hook_registered = True
+        # amplitude-analytics shuts its clients down from threading's exit hooks, which
+        # run before `atexit`: ours must run earlier still (hooks run last-in first-out)
+        # so the last events reach the clients before they stop accepting them.
+        register = getattr(threading, "_register_atexit", None)
+        try:
+            if register is None:
+                raise RuntimeError
+            register(self._at_exit)
+        except Exception:
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        try:
+            for call in list(self.open_streams):
+                call.finish()
+            self.drain(SHUTDOWN_TIMEOUT_S)
+            if self.dropped:
+                logger.warning("amplitude.ai: %d events were dropped (backlog full)", self.dropped)
+        except Exception as exc:
+            report_failure("delivering events at exit", exc)
+        self._closing = True
+        self._hurry.set()
+        self._wake.set()
+
+    def after_fork_in_child(self) -> None:
+        # The parent still owns (and will send) what it had queued; the child starts
+        # clean, with a worker of its own started on its first call.
+        self._pending.clear()
+        self.open_streams.clear()
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._start_lock = threading.Lock()
+        self._idle = True
+        self._closing = False
+        self._thread = None
+
+
+def _handle(call: Call) -> None:
+    from ._event import send
+
+    send(call)
+
+
+dispatcher = Dispatcher(_handle)
+submit = dispatcher.submit
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=dispatcher.after_fork_in_child)

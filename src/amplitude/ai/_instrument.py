@@ -1,0 +1,87 @@
+"""Connects the import hook to the provider modules and the patcher."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import threading
+from typing import Any
+
+from . import _hook
+from ._log import logger, report_failure
+from ._provider import Method, Provider
+from ._providers import BUILTIN
+
+_lock = threading.Lock()
+_instrumented = False
+
+
+def instrument() -> None:
+    """Install the import hook; patch provider SDKs now or when they are imported."""
+    global _instrumented
+    with _lock:
+        if _instrumented:
+            return
+        _instrumented = True
+        finder = _hook.install()
+    for sdk_module, provider_module in BUILTIN.items():
+        finder.watch(sdk_module, functools.partial(_load_provider, provider_module))
+
+
+def uninstrument() -> int:
+    """Remove the import hook and every patch; returns how many methods were unpatched."""
+    global _instrumented
+    with _lock:
+        _instrumented = False
+        _hook.uninstall()
+    if "amplitude.ai._patching" not in sys.modules:
+        return 0
+    from ._patching import unpatch_all
+
+    return unpatch_all()
+
+
+def _sdk_version(sdk: Any, provider: Provider) -> str:
+    version = getattr(sdk, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version(provider.distribution)
+    except Exception:
+        return "unknown"
+
+
+def _load_provider(provider_module: str, sdk: Any) -> None:
+    provider: Provider = importlib.import_module(provider_module).PROVIDER
+    version = _sdk_version(sdk, provider)
+    if not provider.version_ok(version):
+        logger.warning(
+            "amplitude.ai: %s %s is outside the supported range %s; tracking what is still found.",
+            provider.distribution,
+            version,
+            provider.supported,
+        )
+    by_module: dict[str, list[Method]] = {}
+    for method in provider.methods:
+        by_module.setdefault(method.module, []).append(method)
+    finder = _hook.install()
+    for module_name, methods in by_module.items():
+        finder.watch(module_name, functools.partial(_patch_module, provider, version, tuple(methods)))
+
+
+def _patch_module(provider: Provider, version: str, methods: tuple[Method, ...], module: Any) -> None:
+    from ._patching import patch
+
+    done: list[str] = []
+    for method in methods:
+        try:
+            cls = getattr(module, method.cls, None)
+            if isinstance(cls, type) and patch(provider, method, cls) and method.api not in done:
+                done.append(method.api)
+        except Exception as exc:
+            report_failure(f"patching {method.module}.{method.cls}.{method.name}", exc)
+    if done:
+        logger.info("patched %s %s: %s", provider.name, version, ", ".join(done))

@@ -1,0 +1,144 @@
+"""Transparent proxies that observe a stream's chunks and end its call exactly once.
+
+The caller keeps an object that is `isinstance` of the SDK's stream class, iterates,
+enters and closes exactly as before. The call ends when the stream is exhausted,
+fails, is closed (directly or by its context manager), is garbage-collected, or the
+interpreter exits with it still open.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+from . import _dispatch
+from ._call import Call
+
+_perf = time.perf_counter
+
+# wrapt 2 types its proxies as generics; wrapt 1 (still widely pinned) is not subscriptable.
+if TYPE_CHECKING:
+    ObjectProxy = wrapt.ObjectProxy[Any]
+else:
+    ObjectProxy = wrapt.ObjectProxy
+
+
+def watch(proxy: object, call: Call) -> None:
+    """End `call` when `proxy` is garbage-collected, or at exit, if nothing ended it before."""
+    # Ending the call drops this weakref, so its callback only fires for a proxy
+    # collected while its stream is still open.
+    _dispatch.dispatcher.open_streams[call] = weakref.ref(proxy, lambda _ref: call.finish())
+
+
+class TrackedStream(ObjectProxy):
+    """Proxy of a synchronous stream (anything iterable, usually with close())."""
+
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        nxt = getattr(wrapped, "__next__", None)
+        self._self_next = nxt if nxt is not None else iter(wrapped).__next__
+        self._self_call = call
+        call.stream = True
+        watch(self, call)
+
+    def __iter__(self) -> TrackedStream:
+        return self
+
+    def __next__(self) -> Any:
+        call = self._self_call
+        while True:
+            try:
+                item = self._self_next()
+            except StopIteration:
+                call.completed = True
+                call.finish()
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            if call.first_chunk_at is None:
+                call.first_chunk_at = _perf()
+            call.chunks.append(item)
+            if call.hide is None or not call.hide(item):
+                return item
+
+    def __enter__(self) -> TrackedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_call.finish()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+
+class TrackedAsyncStream(ObjectProxy):
+    """Proxy of an asynchronous stream (async-iterable, usually with async close())."""
+
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        anext = getattr(wrapped, "__anext__", None)
+        self._self_anext = anext if anext is not None else wrapped.__aiter__().__anext__
+        self._self_call = call
+        call.stream = True
+        watch(self, call)
+
+    def __aiter__(self) -> TrackedAsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        call = self._self_call
+        while True:
+            try:
+                item = await self._self_anext()
+            except StopAsyncIteration:
+                call.completed = True
+                call.finish()
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            if call.first_chunk_at is None:
+                call.first_chunk_at = _perf()
+            call.chunks.append(item)
+            if call.hide is None or not call.hide(item):
+                return item
+
+    async def __aenter__(self) -> TrackedAsyncStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_call.finish()
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._self_call.finish()
+
+    async def aclose(self) -> Any:
+        try:
+            return await self.__wrapped__.aclose()
+        finally:
+            self._self_call.finish()
+
+
+def track_stream(stream: Any, call: Call, is_async: bool | None = None) -> Any:
+    """Wrap `stream` so that `call` observes it. Async-ness is detected unless given."""
+    if is_async is None:
+        is_async = hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
+    return TrackedAsyncStream(stream, call) if is_async else TrackedStream(stream, call)

@@ -1,0 +1,276 @@
+"""Chat completions through the real openai SDK: the events Amplitude receives."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import openai
+import pytest
+
+from conftest import OPENAI_KEY, props, sent
+from loopback import (
+    CACHED_TOKENS,
+    COMPLETION_TOKENS,
+    MODEL_SUFFIX,
+    PROMPT_TOKENS,
+    REASONING_TOKENS,
+    STUB_PIECES,
+    STUB_TEXT,
+    TOTAL_TOKENS,
+    Reply,
+)
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Say hello. SECRET-PROMPT-CONTENT"},
+]
+
+
+def test_chat_create_event(tracked: Any, openai_client: Any, capture: Any) -> None:
+    completion = openai_client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, temperature=0.2, max_completion_tokens=50, seed=7
+    )
+    assert completion.choices[0].message.content == STUB_TEXT
+
+    (event,) = sent(capture, 1)
+    assert event["event_type"] == "llm_operation"
+    assert event["device_id"].startswith("llm-host-")
+    assert "user_id" not in event
+    p = event["event_properties"]
+    assert p["model"] == "gpt-4o" + MODEL_SUFFIX
+    assert p["provider"] == "openai"
+    assert p["operation"] == "chat_completion"
+    assert p["api"] == "chat.completions.create"
+    assert p["stream"] is False
+    assert isinstance(p["latency_ms"], float) and p["latency_ms"] > 0
+    assert (p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+        TOTAL_TOKENS,
+    )
+    assert p["cached_input_tokens"] == CACHED_TOKENS
+    assert p["reasoning_tokens"] == REASONING_TOKENS
+    assert p["message_count"] == 2
+    assert p["last_message_role"] == "user"
+    assert p["finish_reason"] == "stop"
+    assert p["tool_call_count"] == 0
+    assert p["response_preview"] == STUB_TEXT
+    assert (p["temperature"], p["max_tokens"], p["seed"]) == (0.2, 50, 7)
+    assert p["request_id"]
+    assert p["server_host"] == "127.0.0.1"
+    assert None not in p.values()
+    assert "SECRET-PROMPT-CONTENT" not in repr(event), "request content must not be sent"
+
+
+def test_request_user_becomes_user_id(tracked: Any, openai_client: Any, capture: Any) -> None:
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, user="end-user-1234")
+    (event,) = sent(capture, 1)
+    assert event["user_id"] == "end-user-1234"
+
+
+def test_tool_calls_are_counted(tracked: Any, openai_client: Any, capture: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=tools)
+    (p,) = props(capture)
+    assert p["tool_call_count"] == 1
+    assert p["finish_reason"] == "tool_calls"
+    assert "response_preview" not in p
+
+
+def test_stream_to_the_end(tracked: Any, openai_client: Any, capture: Any, stub: Any) -> None:
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert isinstance(stream, openai.Stream)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == STUB_TEXT
+
+    (p,) = props(capture)
+    assert p["stream"] is True and p["stream_completed"] is True
+    assert 0 < p["time_to_first_token_ms"] <= p["latency_ms"]
+    assert p["response_preview"] == STUB_TEXT
+    assert p["finish_reason"] == "stop"
+    assert p["model"] == "gpt-4o" + MODEL_SUFFIX
+    # Not OpenAI's own host: the request is left alone and no usage is reported.
+    assert "stream_options" not in stub.requests[-1].body
+    assert "input_tokens" not in p
+
+
+def test_stream_with_usage_requested_by_caller(tracked: Any, openai_client: Any, capture: Any) -> None:
+    chunks = list(
+        openai_client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None, "the caller sees the usage chunk"
+    (p,) = props(capture)
+    assert (p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+        TOTAL_TOKENS,
+    )
+
+
+def test_stream_break_then_close(tracked: Any, openai_client: Any, capture: Any) -> None:
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    for _chunk in stream:
+        break
+    stream.close()
+    (p,) = props(capture)
+    assert p["stream_completed"] is False
+    assert "error" not in p
+
+
+def test_stream_context_manager(tracked: Any, openai_client: Any, capture: Any) -> None:
+    with openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
+        first = next(iter(stream))
+        assert first.choices[0].delta.role == "assistant"
+    assert stream.response.is_closed
+    (p,) = props(capture)
+    assert p["stream_completed"] is False
+
+
+def test_stream_abandoned_is_sent_when_collected(tracked: Any, openai_client: Any, capture: Any) -> None:
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    next(stream)
+    del stream
+    gc.collect()
+    (p,) = props(capture)
+    assert p["stream"] is True and p["stream_completed"] is False
+
+
+def test_stream_error_mid_way(tracked: Any, openai_client: Any, capture: Any, stub: Any) -> None:
+    stub.enqueue(Reply(truncate_after=2))
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    with pytest.raises(Exception) as raised:
+        for _ in stream:
+            pass
+    (p,) = props(capture)
+    assert p["error_type"] == type(raised.value).__name__
+    assert p["stream_completed"] is False
+
+
+def test_http_error_is_recorded_and_reraised_unchanged(
+    tracked: Any, openai_client: Any, capture: Any, stub: Any
+) -> None:
+    stub.enqueue(Reply.error(404, "The model `nope` does not exist", code="model_not_found"))
+    with pytest.raises(openai.NotFoundError) as raised:
+        openai_client.chat.completions.create(model="nope", messages=MESSAGES)
+    assert raised.value.status_code == 404
+    assert raised.traceback[-1].name != "wrapper", "the SDK's frame stays the innermost"
+    (p,) = props(capture)
+    assert p["error_type"] == "NotFoundError"
+    assert p["http_status"] == 404
+    assert "does not exist" in p["error"]
+    assert p["model"] == "nope"
+
+
+def test_error_message_with_key_is_scrubbed(
+    tracked: Any, openai_client: Any, capture: Any, stub: Any
+) -> None:
+    stub.enqueue(Reply.error(401, f"Incorrect API key provided: {OPENAI_KEY}", code="invalid_api_key"))
+    with pytest.raises(openai.AuthenticationError):
+        openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (p,) = props(capture)
+    assert "[REDACTED]" in p["error"]
+
+
+def test_stream_helper(tracked: Any, openai_client: Any, capture: Any) -> None:
+    with openai_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+        deltas = [e.delta for e in stream if e.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert "".join(deltas) == STUB_TEXT == final.choices[0].message.content
+    (p,) = props(capture)
+    assert p["api"] == "chat.completions.create" and p["stream"] is True
+    assert p["response_preview"] == STUB_TEXT
+
+
+def test_parse(tracked: Any, openai_client: Any, capture: Any) -> None:
+    completion = openai_client.chat.completions.parse(model="gpt-4o", messages=MESSAGES)
+    assert completion.choices[0].message.content == STUB_TEXT
+    (p,) = props(capture)
+    assert p["api"] == "chat.completions.parse"
+    assert p["input_tokens"] == PROMPT_TOKENS
+
+
+def test_with_raw_response(tracked: Any, openai_client: Any, capture: Any) -> None:
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    assert raw.headers.get("x-request-id")
+    assert raw.parse().choices[0].message.content == STUB_TEXT
+    (p,) = props(capture)
+    assert p["api"] == "chat.completions.create"
+    assert p["input_tokens"] == PROMPT_TOKENS
+    assert p["response_preview"] == STUB_TEXT
+    assert p["request_id"] == raw.headers["x-request-id"]
+
+
+def test_with_raw_response_stream(tracked: Any, openai_client: Any, capture: Any) -> None:
+    raw = openai_client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    )
+    stream = raw.parse()
+    assert isinstance(stream, openai.Stream)
+    assert [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content] == list(
+        STUB_PIECES
+    )
+    (p,) = props(capture)
+    assert p["stream"] is True and p["response_preview"] == STUB_TEXT
+
+
+def test_with_streaming_response(tracked: Any, openai_client: Any, capture: Any) -> None:
+    with openai_client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES
+    ) as response:
+        completion = response.parse()
+    assert completion.choices[0].message.content == STUB_TEXT
+    (p,) = props(capture)
+    assert p["input_tokens"] == PROMPT_TOKENS and p["response_preview"] == STUB_TEXT
+
+
+def test_with_streaming_response_stream(tracked: Any, openai_client: Any, capture: Any) -> None:
+    with openai_client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    ) as response:
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text == STUB_TEXT
+    (p,) = props(capture)
+    assert p["stream"] is True and p["response_preview"] == STUB_TEXT
+
+
+async def test_async_create_and_stream(tracked: Any, async_openai_client: Any, capture: Any) -> None:
+    completion = await async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert completion.choices[0].message.content == STUB_TEXT
+    stream = await async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert isinstance(stream, openai.AsyncStream)
+    async with stream:
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == STUB_TEXT
+    first, second = props(capture, 2)
+    assert first["stream"] is False and first["input_tokens"] == PROMPT_TOKENS
+    assert second["stream"] is True and second["stream_completed"] is True
+    assert second["response_preview"] == STUB_TEXT
+
+
+async def test_async_stream_helper_and_raw(tracked: Any, async_openai_client: Any, capture: Any) -> None:
+    async with async_openai_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.content == STUB_TEXT
+    raw = await async_openai_client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES
+    )
+    assert raw.parse().choices[0].message.content == STUB_TEXT
+    async with async_openai_client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES
+    ) as response:
+        parsed = await response.parse()
+    assert parsed.choices[0].message.content == STUB_TEXT
+    events = props(capture, 3)
+    assert [e["stream"] for e in events] == [True, False, False]
+    assert all(e["response_preview"] == STUB_TEXT for e in events)
+
+
+async def test_async_error(tracked: Any, async_openai_client: Any, capture: Any, stub: Any) -> None:
+    stub.enqueue(Reply.error(500, "boom", type_="server_error"))
+    with pytest.raises(openai.InternalServerError):
+        await async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    (p,) = props(capture)
+    assert p["http_status"] == 500 and p["error_type"] == "InternalServerError"
