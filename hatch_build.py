@@ -10,6 +10,7 @@ a tiny module, loaded from a `.pth` file, whose finder answers for exactly
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -49,7 +50,7 @@ class EditableSubpackageHook(BuildHookInterface):  # type: ignore[misc]
         if version != "editable":
             return
         package = os.path.join(self.root, "src", "amplitude", "ai")
-        out = tempfile.mkdtemp(prefix="amplitude-ai-editable-")
+        out = self._out = tempfile.mkdtemp(prefix="amplitude-ai-editable-")
         module = os.path.join(out, "_amplitude_ai_editable.py")
         with open(module, "w", encoding="utf-8") as f:
             f.write(_FINDER.format(package=package))
@@ -58,3 +59,8 @@ class EditableSubpackageHook(BuildHookInterface):  # type: ignore[misc]
             f.write("import _amplitude_ai_editable\n")
         build_data["force_include_editable"][module] = "_amplitude_ai_editable.py"
         build_data["force_include_editable"][pth] = "_amplitude_ai_editable.pth"
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        out = getattr(self, "_out", None)
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)

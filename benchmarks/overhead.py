@@ -27,13 +27,13 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import amplitude  # noqa: E402
-import httpx2  # noqa: E402
-import openai  # noqa: E402
-from loopback import AmplitudeCapture  # noqa: E402
+import httpx2
+import openai
 
-import amplitude.ai  # noqa: E402
-from amplitude.ai._dispatch import dispatcher  # noqa: E402
+import amplitude
+import amplitude.ai
+from amplitude.ai._dispatch import dispatcher
+from loopback import AmplitudeCapture
 
 CHUNKS = 50
 COMPLETION = json.dumps(
@@ -137,9 +137,8 @@ def main() -> None:
     def us(values: list[float]) -> float:
         return statistics.median(values) * 1e6
 
-    print(
-        f"openai {openai.__version__}, python {sys.version.split()[0]}, {args.rounds} rounds x {args.calls} calls"
-    )
+    python = sys.version.split()[0]
+    print(f"openai {openai.__version__}, python {python}, {args.rounds} rounds x {args.calls} calls")
     print(f"{'':40}{'untracked':>11}{'tracked':>11}{'added':>9}{'busy loop':>11}{'added':>9}")
     for name, label, per in (
         ("call", "non-streaming chat call (us/call)", 1),

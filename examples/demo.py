@@ -18,11 +18,11 @@ from pathlib import Path
 # The loopback servers are the ones the test suite uses.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import amplitude  # noqa: E402
-import openai  # noqa: E402
-from loopback import AmplitudeCapture, OpenAIStub, Reply  # noqa: E402
+import openai
 
-import amplitude.ai  # noqa: E402
+import amplitude
+import amplitude.ai
+from loopback import AmplitudeCapture, OpenAIStub, Reply
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ def track(
     """
     binding = _binding(client, user_id, device_id, response_preview)
     _instrument.instrument()
+    _instrument.deliver_before_shutdown(client)
     _state.set_process(binding)
 
 
@@ -121,6 +122,7 @@ class tracking:
 
     def __enter__(self) -> Amplitude:
         _instrument.instrument()
+        _instrument.deliver_before_shutdown(self._binding.client)
         self._tokens.append(_state.scoped_var().set(self._binding))
         return self._binding.client
 

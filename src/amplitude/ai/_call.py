@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import _dispatch
 from ._log import report_failure
@@ -53,7 +53,7 @@ class Call:
         self.completed = False
         self.finished = False
         # A predicate for chunks the caller must not see (ones only tracking asked for).
-        self.hide: Any = None
+        self.hide: Callable[[Any], bool] | None = None
         self.wall_time = time.time()
         self.started_at = _perf()
 

@@ -41,7 +41,8 @@ class Dispatcher:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._exit_hook_registered = False
+        # Clients our exit hook is known to run before (see `run_exit_hook_before`).
+        self._exit_hook_clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self.dropped = 0
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         # Streams still being read, each with the weakref that ends it when its proxy
@@ -76,7 +77,6 @@ class Dispatcher:
         with self._start_lock:
             if self._thread is not None:
                 return
-            self._register_exit_hook()
             thread = threading.Thread(target=self._run, name="amplitude-ai-dispatch", daemon=True)
             thread.start()
             self._thread = thread
@@ -127,17 +127,24 @@ class Dispatcher:
         return True
 
     # -- process lifecycle ---------------------------------------------------
-    def _register_exit_hook(self) -> None:
-        if self._exit_hook_registered:
-            return
-        self._exit_hook_registered = True
-        # amplitude-analytics shuts its clients down from threading's exit hooks, which
-        # run before `atexit`: ours must run earlier still (hooks run last-in first-out)
-        # so the last events reach the clients before they stop accepting them.
+    def run_exit_hook_before(self, client: Any) -> None:
+        """Make sure our exit hook runs before `client` shuts down at exit.
+
+        amplitude-analytics shuts each client down from threading's exit hooks, which
+        run before `atexit` and last-in first-out. Registering ours after the client was
+        created (we are handed clients only once they exist) makes ours run first, so the
+        last events reach the client while it still accepts them. Once per client.
+        """
+        try:
+            if client in self._exit_hook_clients:
+                return
+            self._exit_hook_clients.add(client)
+        except TypeError:
+            pass  # not weak-referenceable: register (again), harmless
         register = getattr(threading, "_register_atexit", None)
         try:
             if register is None:
-                raise RuntimeError
+                raise RuntimeError("no threading._register_atexit")
             register(self._at_exit)
         except Exception:
             atexit.register(self._at_exit)

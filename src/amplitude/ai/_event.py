@@ -55,6 +55,8 @@ def properties(call: Call) -> dict[str, Any]:
         report_failure(f"reading a {call.provider.name} {call.method.api} call", exc)
         props = {}
     props.setdefault("provider", call.provider.name)
+    if not call.binding.response_preview:
+        props.pop("response_preview", None)
     props.update(core_properties(call))
     try:
         secrets = [s for s in call.provider.secrets(call) if isinstance(s, str)]

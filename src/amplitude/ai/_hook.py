@@ -8,6 +8,7 @@ was installed are handled on installation. Nothing here imports a provider SDK.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from typing import Any, Callable
@@ -55,17 +56,27 @@ class PostImportFinder:
     def __init__(self) -> None:
         self._watched: dict[str, list[Callback]] = {}
         self._lock = threading.Lock()
+        self._resolving = threading.local()
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         callbacks = self._watched.get(fullname)
         if callbacks is None:
             return None
+        resolving = self._resolving.__dict__.setdefault("names", set())
+        if fullname in resolving:
+            # Another finder (e.g. wrapt's post-import hook) is looking the module up
+            # through sys.meta_path from inside our lookup: let it, and hook only once,
+            # at the outermost level.
+            return None
+        resolving.add(fullname)
         try:
             return self._patched_spec(fullname, path, target, callbacks)
         except Exception as exc:
             # Never break the user's import: let the normal machinery find it.
             report_failure(f"hooking the import of {fullname}", exc)
             return None
+        finally:
+            resolving.discard(fullname)
 
     def _patched_spec(self, fullname: str, path: Any, target: Any, callbacks: list[Callback]) -> Any:
         for finder in list(sys.meta_path):
@@ -80,6 +91,10 @@ class PostImportFinder:
             loader = spec.loader
             if loader is not None and hasattr(loader, "exec_module"):
                 spec.loader = _PatchingLoader(loader, callbacks)
+            else:
+                # No loader to hook (a namespace package gets its loader later, inside
+                # the import system): run the callbacks once the import has finished.
+                run_when_imported(fullname, callbacks)
             return spec
         return None
 
@@ -88,12 +103,39 @@ class PostImportFinder:
         with self._lock:
             self._watched.setdefault(fullname, []).append(callback)
         module = sys.modules.get(fullname)
-        if module is not None and _fully_loaded(module):
+        if module is None:
+            return
+        if _fully_loaded(module):
             run_callbacks([callback], module)
+        else:
+            # Being imported right now, by a loader found before this watch existed (e.g.
+            # another thread loading an SDK submodule while the SDK package initialises):
+            # no loader of ours will run the callback, so run it once that import is done.
+            run_when_imported(fullname, [callback])
 
     def clear(self) -> None:
         with self._lock:
             self._watched.clear()
+
+
+def run_when_imported(fullname: str, callbacks: list[Callback]) -> None:
+    """Run `callbacks` on `fullname` from a helper thread, once its import has finished.
+
+    Importing a module that is still being imported blocks on that module's import lock
+    until the importing thread is done, so the helper waits exactly as long as needed and
+    never holds a lock the importing thread could need. Rare: only for the cases above.
+    """
+
+    def wait_then_run() -> None:
+        try:
+            module = importlib.import_module(fullname)
+        except BaseException as exc:
+            # The user's import failed (and they see that error themselves): nothing to patch.
+            logger.debug("not instrumenting %s: its import failed (%r)", fullname, exc)
+            return
+        run_callbacks(callbacks, module)
+
+    threading.Thread(target=wait_then_run, name=f"amplitude-ai-import-{fullname}", daemon=True).start()
 
 
 def _fully_loaded(module: Any) -> bool:

@@ -6,12 +6,14 @@ import functools
 import importlib
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _hook
 from ._log import logger, report_failure
-from ._provider import Method, Provider
 from ._providers import BUILTIN
+
+if TYPE_CHECKING:
+    from ._provider import Method, Provider
 
 _lock = threading.Lock()
 _instrumented = False
@@ -40,6 +42,13 @@ def uninstrument() -> int:
     from ._patching import unpatch_all
 
     return unpatch_all()
+
+
+def deliver_before_shutdown(client: Any) -> None:
+    """Have events for `client` handed over before it shuts down at interpreter exit."""
+    from ._dispatch import dispatcher
+
+    dispatcher.run_exit_hook_before(client)
 
 
 def _sdk_version(sdk: Any, provider: Provider) -> str:
@@ -78,7 +87,9 @@ def _patch_module(provider: Provider, version: str, methods: tuple[Method, ...],
     done: list[str] = []
     for method in methods:
         try:
-            cls = getattr(module, method.cls, None)
+            # Not getattr(): a package's lazy __getattr__ would start an import from
+            # inside this import hook. Classes not defined here get their own watch.
+            cls = vars(module).get(method.cls)
             if isinstance(cls, type) and patch(provider, method, cls) and method.api not in done:
                 done.append(method.api)
         except Exception as exc:

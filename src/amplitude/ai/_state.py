@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Binding:
-    """An active Amplitude client and the identity its events are attributed to."""
+    """An active Amplitude client and the identity its events are attributed to.
 
-    client: Any
-    user_id: str | None = None
-    device_id: str | None = None
-    response_preview: bool = True
+    A plain class rather than a dataclass: `dataclasses` costs milliseconds to import,
+    and this module is imported by `import amplitude.ai` in every process.
+    """
+
+    __slots__ = ("client", "device_id", "response_preview", "user_id")
+
+    def __init__(
+        self,
+        client: Any,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        response_preview: bool = True,
+    ) -> None:
+        self.client = client
+        self.user_id = user_id
+        self.device_id = device_id
+        self.response_preview = response_preview
 
 
 _process: Binding | None = None

@@ -265,7 +265,7 @@ def _properties(call: Call) -> dict[str, Any]:
         return props
     body = _final_from_chunks(call.chunks, operation, props) if call.stream else _body(call.response)
     if body is not None:
-        _read_body(body, operation, props, call.binding.response_preview)
+        _read_body(body, operation, props)
     return props
 
 
@@ -305,7 +305,7 @@ def _request_id(call: Call) -> str | None:
         return None
 
 
-def _read_body(body: Any, operation: str, props: dict[str, Any], with_preview: bool) -> None:
+def _read_body(body: Any, operation: str, props: dict[str, Any]) -> None:
     props["model"] = as_str(get(body, "model")) or props.get("model")
     _read_usage(get(body, "usage"), props)
     if operation == "response":
@@ -330,7 +330,7 @@ def _read_body(body: Any, operation: str, props: dict[str, Any], with_preview: b
             texts = [as_str(path(first, "message", "content")) or ""]
         else:
             texts = [as_str(get(first, "text")) or ""]
-    if with_preview and operation != "embedding":
+    if operation != "embedding":
         props["response_preview"] = preview(texts)
 
 
@@ -344,7 +344,9 @@ def _read_usage(usage: Any, props: dict[str, Any]) -> None:
         usage, ("prompt_tokens_details", "cached_tokens"), ("input_tokens_details", "cached_tokens")
     )
     props["reasoning_tokens"] = first_int(
-        usage, ("completion_tokens_details", "reasoning_tokens"), ("output_tokens_details", "reasoning_tokens")
+        usage,
+        ("completion_tokens_details", "reasoning_tokens"),
+        ("output_tokens_details", "reasoning_tokens"),
     )
 
 

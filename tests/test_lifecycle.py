@@ -1,0 +1,108 @@
+"""Process lifecycle, in fresh interpreters: events survive exit (normal, sys.exit,
+unhandled exception, streams left open) and fork (children deliver their own events,
+the parent's are not sent twice)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loopback import AmplitudeCapture, OpenAIStub
+
+TESTS = Path(__file__).resolve().parent
+
+PRELUDE = """
+import os, sys
+sys.path.insert(0, {tests!r})
+import amplitude, amplitude.ai, openai
+amp = amplitude.Amplitude("k-lifecycle", amplitude.Config(server_url={capture!r}))
+amplitude.ai.track(amp)
+client = openai.OpenAI(api_key="sk-lifecycle", base_url={base_url!r}, max_retries=0)
+def chat(**kw):
+    return client.chat.completions.create(model="m", messages=[{{"role": "user", "content": "x"}}], **kw)
+"""
+
+
+def run(script: str, stub: OpenAIStub, capture: AmplitudeCapture) -> subprocess.CompletedProcess[str]:
+    code = PRELUDE.format(tests=str(TESTS), capture=capture.url, base_url=stub.base_url)
+    code += textwrap.dedent(script)
+    return subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("ending", "returncode"),
+    [("pass", 0), ("sys.exit(3)", 3), ("raise SystemExit('bye')", 1), ("raise ValueError('unhandled')", 1)],
+)
+def test_events_are_delivered_at_exit(
+    stub: OpenAIStub, capture: AmplitudeCapture, ending: str, returncode: int
+) -> None:
+    result = run(f"chat()\nchat()\n{ending}\n", stub, capture)
+    assert result.returncode == returncode, result.stderr
+    capture.wait_for(2)
+    assert len(capture.events) == 2
+    assert "amplitude.ai" not in result.stderr.replace("ValueError", ""), result.stderr
+
+
+def test_stream_open_at_exit_is_delivered(stub: OpenAIStub, capture: AmplitudeCapture) -> None:
+    result = run("stream = chat(stream=True)\nnext(stream)\n", stub, capture)
+    assert result.returncode == 0, result.stderr
+    (event,) = capture.wait_for(1)
+    assert event["event_properties"]["stream"] is True
+    assert event["event_properties"]["stream_completed"] is False
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_delivers_its_own_and_parent_events_are_not_duplicated(
+    stub: OpenAIStub, capture: AmplitudeCapture
+) -> None:
+    script = """
+    chat(user="parent-before-fork")  # still queued in the parent when it forks
+    pid = os.fork()
+    if pid == 0:
+        chat(user="child-after-fork")
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    chat(user="parent-after-fork")
+    print("child status", status)
+    """
+    result = run(script, stub, capture)
+    assert result.returncode == 0, result.stderr
+    assert "child status 0" in result.stdout
+    events = capture.wait_for(3)
+    assert sorted(e["user_id"] for e in events) == [
+        "child-after-fork",
+        "parent-after-fork",
+        "parent-before-fork",
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.xfail(
+    strict=True,
+    reason="amplitude-analytics copies its own unsent buffer into forked children, which send it "
+    "again at exit (Amplitude drops the copy server-side by insert_id); clearing the child's "
+    "copy is planned with the fork work of the zero-code issue",
+)
+def test_events_buffered_in_the_amplitude_client_are_not_resent_by_children(
+    stub: OpenAIStub, capture: AmplitudeCapture
+) -> None:
+    script = """
+    from amplitude.ai._dispatch import dispatcher
+    chat(user="parent-before-fork")
+    dispatcher.drain(5)  # handed to the Amplitude client, not yet uploaded
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)
+    os.waitpid(pid, 0)
+    """
+    result = run(script, stub, capture)
+    assert result.returncode == 0, result.stderr
+    capture.wait_for(1)
+    assert [e["user_id"] for e in capture.events] == ["parent-before-fork"]
