@@ -18,10 +18,13 @@ Two different costs are reported, because they land in different places:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +36,6 @@ import openai
 import amplitude
 import amplitude.ai
 from amplitude.ai._dispatch import dispatcher
-from loopback import AmplitudeCapture
 
 CHUNKS = 50
 COMPLETION = json.dumps(
@@ -83,6 +85,57 @@ def _client() -> Any:
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
+@contextlib.contextmanager
+def _capture_process() -> Iterator[str]:
+    """A loopback Amplitude stand-in in its own process, so its work is not timed here."""
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from loopback import AmplitudeCapture\n"
+        "with AmplitudeCapture() as c:\n    print(c.url, flush=True)\n    sys.stdin.read()\n"
+    )
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, tests], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.communicate("", timeout=10)
+
+
+def _per_chunk_cost(rounds: int) -> tuple[float, float]:
+    """Iterating pre-parsed chunks: plain vs through the tracking proxy and its fold."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from amplitude.ai._call import Call
+    from amplitude.ai._providers.openai import PROVIDER, _fold_chat, _StreamState
+    from amplitude.ai._state import Binding
+    from amplitude.ai._streams import TrackedStream
+
+    chunks = [
+        ChatCompletionChunk.model_validate(json.loads(block[len("data: ") :]))
+        for block in STREAM.decode().split("\n\n")
+        if block.startswith("data: {")
+    ] * 20
+    method = next(m for m in PROVIDER.methods if m.api == "chat.completions.create")
+    plain: list[float] = []
+    tracked: list[float] = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _chunk in iter(chunks):
+            pass
+        plain.append((time.perf_counter() - start) / len(chunks))
+        call = Call(PROVIDER, method, Binding(None), None)
+        call.fold, call.acc = _fold_chat, _StreamState()
+        call.finished = True  # not a real call: nothing to send when it ends
+        proxy = TrackedStream(iter(chunks), call)
+        start = time.perf_counter()
+        for _chunk in proxy:
+            pass
+        tracked.append((time.perf_counter() - start) / len(chunks))
+    return statistics.median(plain), statistics.median(tracked)
+
+
 def _time_per_call(fn: Callable[[], Any], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -108,14 +161,16 @@ def main() -> None:
     real_handle = dispatcher._handle
     modes = ("untracked", "tracked", "busy loop")
     timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in ("call", "stream")}
-    with AmplitudeCapture() as capture:
-        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=capture.url))
+    with _capture_process() as capture_url:
+        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=capture_url))
         amplitude.ai.track(analytics)
         for fn in (call, stream):
             fn()  # warm up: lazy imports, patching, the dispatch thread
         amplitude.ai.flush()
-        for _ in range(args.rounds):
-            for mode in modes:
+        for round_number in range(args.rounds):
+            # Rotate the order so no mode always runs right after another's cleanup.
+            shift = round_number % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
                 if mode == "untracked":
                     amplitude.ai.untrack()
                 else:
@@ -125,6 +180,7 @@ def main() -> None:
                 timings["call"][mode].append(_time_per_call(call, args.calls))
                 timings["stream"][mode].append(_time_per_call(stream, max(1, args.calls // 10)))
                 amplitude.ai.flush()
+                time.sleep(0.05)  # let the Amplitude client's upload finish outside the timings
         dispatcher._handle = real_handle
         amplitude.ai.untrack()
         start = time.perf_counter()
@@ -148,6 +204,11 @@ def main() -> None:
         base, tracked, busy = (us(timings[name][m]) / per for m in modes)
         print(f"{label:40}{base:11.2f}{tracked:11.2f}{tracked - base:9.2f}{busy:11.2f}{busy - base:9.2f}")
     print(f"off the caller's path: {off_path * 1e6:.1f} us CPU per event (build + Amplitude client track)")
+    plain, proxied = _per_chunk_cost(args.rounds)
+    print(
+        f"per chunk, pre-parsed chunks through the proxy and fold: {(proxied - plain) * 1e6:.2f} us "
+        f"({plain * 1e9:.0f} ns plain iteration, {proxied * 1e9:.0f} ns tracked)"
+    )
 
 
 if __name__ == "__main__":

@@ -203,3 +203,20 @@ def test_amplitude_unreachable_does_not_block_calls(openai_client: Any, capture:
     assert results == [STUB_TEXT] * 20
     amplitude.ai.untrack()
     client.shutdown()
+
+
+def test_broken_chunk_reader_leaves_the_stream_intact(
+    tracked: Any, openai_client: Any, capture: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amplitude.ai._providers import openai as provider
+
+    def boom(acc: Any, chunk: Any) -> bool:
+        raise RuntimeError("injected failure reading a chunk")
+
+    monkeypatch.setitem(provider._FOLDS, "chat_completion", boom)
+    chunks = list(chat(openai_client, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == STUB_TEXT
+    (p,) = props(capture)
+    assert p["stream"] is True and p["stream_completed"] is True
+    assert p["time_to_first_token_ms"] > 0
+    assert "response_preview" not in p

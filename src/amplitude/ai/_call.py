@@ -20,14 +20,14 @@ class Call:
 
     __slots__ = (
         "__weakref__",
+        "acc",
         "binding",
-        "chunks",
         "completed",
         "ended_at",
         "error",
         "finished",
         "first_chunk_at",
-        "hide",
+        "fold",
         "instance",
         "method",
         "provider",
@@ -47,13 +47,15 @@ class Call:
         self.response: Any = None
         self.error: BaseException | None = None
         self.stream = False
-        self.chunks: list[Any] = []
         self.first_chunk_at: float | None = None
         self.ended_at: float | None = None
         self.completed = False
         self.finished = False
-        # A predicate for chunks the caller must not see (ones only tracking asked for).
-        self.hide: Callable[[Any], bool] | None = None
+        # For streams, the provider's `fold(acc, chunk)` reduces each chunk into `acc` as
+        # it passes (chunks are not kept: a long stream would hold them all). It returns
+        # True for a chunk the caller must not see (one only tracking asked for).
+        self.fold: Callable[[Any, Any], bool] | None = None
+        self.acc: Any = None
         self.wall_time = time.time()
         self.started_at = _perf()
 

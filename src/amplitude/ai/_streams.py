@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Callable
 
 import wrapt
 
 from . import _dispatch
 from ._call import Call
+from ._log import report_failure
 
 _perf = time.perf_counter
 
@@ -26,6 +28,12 @@ else:
     ObjectProxy = wrapt.ObjectProxy
 
 
+def _fold_failed(call: Call, exc: Exception) -> None:
+    # The chunk still reaches the caller; the event carries what was folded so far.
+    call.fold = None
+    report_failure(f"reading a {call.provider.name} stream chunk", exc)
+
+
 def watch(proxy: object, call: Call) -> None:
     """End `call` when `proxy` is garbage-collected, or at exit, if nothing ended it before."""
     # Ending the call drops this weakref, so its callback only fires for a proxy
@@ -33,25 +41,14 @@ def watch(proxy: object, call: Call) -> None:
     _dispatch.dispatcher.open_streams[call] = weakref.ref(proxy, lambda _ref: call.finish())
 
 
-class TrackedStream(ObjectProxy):
-    """Proxy of a synchronous stream (anything iterable, usually with close())."""
+def _sync_step(next_item: Callable[[], Any], call: Call) -> Callable[[], Any]:
+    """The per-chunk work, as a closure: attribute reads on a wrapt proxy cost ~100 ns
+    each, so `__next__` makes one and the rest reads closure cells."""
 
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        super().__init__(wrapped)
-        nxt = getattr(wrapped, "__next__", None)
-        self._self_next = nxt if nxt is not None else iter(wrapped).__next__
-        self._self_call = call
-        call.stream = True
-        watch(self, call)
-
-    def __iter__(self) -> TrackedStream:
-        return self
-
-    def __next__(self) -> Any:
-        call = self._self_call
+    def step() -> Any:
         while True:
             try:
-                item = self._self_next()
+                item = next_item()
             except StopIteration:
                 call.completed = True
                 call.finish()
@@ -61,9 +58,66 @@ class TrackedStream(ObjectProxy):
                 raise
             if call.first_chunk_at is None:
                 call.first_chunk_at = _perf()
-            call.chunks.append(item)
-            if call.hide is None or not call.hide(item):
+            fold = call.fold
+            if fold is None:
                 return item
+            try:
+                if not fold(call.acc, item):
+                    return item
+            except Exception as exc:
+                _fold_failed(call, exc)
+                return item
+
+    return step
+
+
+def _async_step(next_item: Callable[[], Awaitable[Any]], call: Call) -> Callable[[], Awaitable[Any]]:
+    """`_sync_step` for async iterators."""
+
+    async def step() -> Any:
+        while True:
+            try:
+                item = await next_item()
+            except StopAsyncIteration:
+                call.completed = True
+                call.finish()
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            if call.first_chunk_at is None:
+                call.first_chunk_at = _perf()
+            fold = call.fold
+            if fold is None:
+                return item
+            try:
+                if not fold(call.acc, item):
+                    return item
+            except Exception as exc:
+                _fold_failed(call, exc)
+                return item
+
+    return step
+
+
+class TrackedStream(ObjectProxy):
+    """Proxy of a synchronous stream (anything iterable, usually with close())."""
+
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        next_item = getattr(wrapped, "__next__", None)
+        if next_item is None:
+            next_item = iter(wrapped).__next__
+        self._self_call = call
+        self._self_step = _sync_step(next_item, call)
+        call.stream = True
+        watch(self, call)
+
+    def __iter__(self) -> TrackedStream:
+        return self
+
+    def __next__(self) -> Any:
+        return self._self_step()
 
     def __enter__(self) -> TrackedStream:
         self.__wrapped__.__enter__()
@@ -87,32 +141,19 @@ class TrackedAsyncStream(ObjectProxy):
 
     def __init__(self, wrapped: Any, call: Call) -> None:
         super().__init__(wrapped)
-        anext = getattr(wrapped, "__anext__", None)
-        self._self_anext = anext if anext is not None else wrapped.__aiter__().__anext__
+        next_item = getattr(wrapped, "__anext__", None)
+        if next_item is None:
+            next_item = wrapped.__aiter__().__anext__
         self._self_call = call
+        self._self_step = _async_step(next_item, call)
         call.stream = True
         watch(self, call)
 
     def __aiter__(self) -> TrackedAsyncStream:
         return self
 
-    async def __anext__(self) -> Any:
-        call = self._self_call
-        while True:
-            try:
-                item = await self._self_anext()
-            except StopAsyncIteration:
-                call.completed = True
-                call.finish()
-                raise
-            except BaseException as exc:
-                call.finish(error=exc)
-                raise
-            if call.first_chunk_at is None:
-                call.first_chunk_at = _perf()
-            call.chunks.append(item)
-            if call.hide is None or not call.hide(item):
-                return item
+    def __anext__(self) -> Awaitable[Any]:
+        return self._self_step()
 
     async def __aenter__(self) -> TrackedAsyncStream:
         await self.__wrapped__.__aenter__()

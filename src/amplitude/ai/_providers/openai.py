@@ -16,7 +16,7 @@ from typing import Any
 from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
-from ._read import as_int, as_str, first_int, get, is_scalar, path, preview, seq
+from ._read import PREVIEW_CHARS, as_int, as_str, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
 _CHAT_V1 = "openai.resources.chat.completions"  # a module until 1.6x, a package since
@@ -114,6 +114,8 @@ def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     call.request = _Request(kwargs, count, last, raw)
     if kwargs.get("stream") is True:
         call.stream = True
+        call.acc = _StreamState()
+        call.fold = _FOLDS[call.method.operation]
         if raw is None and call.method.operation in ("chat_completion", "completion"):
             _ask_for_usage(call, instance, kwargs)
 
@@ -134,11 +136,7 @@ def _ask_for_usage(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
         return
     options["include_usage"] = True
     kwargs["stream_options"] = options
-    call.hide = _usage_only
-
-
-def _usage_only(chunk: Any) -> bool:
-    return not get(chunk, "choices") and get(chunk, "usage") is not None
+    call.acc.hide_usage = True
 
 
 def _host(instance: Any) -> str | None:
@@ -263,7 +261,7 @@ def _properties(call: Call) -> dict[str, Any]:
         props["http_status"] = as_int(getattr(call.error, "status_code", None))
         props["request_id"] = props["request_id"] or as_str(getattr(call.error, "request_id", None))
         return props
-    body = _final_from_chunks(call.chunks, operation, props) if call.stream else _body(call.response)
+    body = _stream_body(call.acc, operation) if call.stream else _body(call.response)
     if body is not None:
         _read_body(body, operation, props)
     return props
@@ -350,44 +348,115 @@ def _read_usage(usage: Any, props: dict[str, Any]) -> None:
     )
 
 
-_FINAL_RESPONSE_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+class _StreamState:
+    """What a stream's chunks say, folded as they pass (see `Call.fold`)."""
+
+    __slots__ = ("chars", "final", "finish", "hide_usage", "model", "parts", "tool_calls", "usage")
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.usage: Any = None
+        self.finish: Any = None
+        self.final: Any = None  # Responses API: the response of its final event
+        self.parts: list[str] = []
+        self.chars = 0
+        self.tool_calls: set[tuple[Any, Any]] = set()
+        self.hide_usage = False  # usage was requested by us: its chunk is not the caller's
 
 
-def _final_from_chunks(chunks: list[Any], operation: str, props: dict[str, Any]) -> Any:
-    """Fold a stream's chunks into the shape of a non-streamed body."""
+# The folds run on the caller's path once per chunk: plain attribute reads of the SDK's
+# parsed chunk (whose optional fields default to None), nothing more. A chunk of another
+# shape raises, which only stops folding for that stream (see `_streams`).
+
+
+def _fold_chat(acc: _StreamState, chunk: Any) -> bool:
+    if acc.model is None:
+        acc.model = chunk.model
+    usage = chunk.usage
+    if usage is not None:
+        acc.usage = usage
+    choices = chunk.choices
+    if not choices:
+        return usage is not None and acc.hide_usage
+    for choice in choices:
+        delta = choice.delta
+        if delta.tool_calls:
+            for tool_call in delta.tool_calls:
+                acc.tool_calls.add((choice.index, tool_call.index))
+        if choice.index:
+            continue  # the preview and finish reason are choice 0's
+        if choice.finish_reason is not None:
+            acc.finish = choice.finish_reason
+        if acc.chars < PREVIEW_CHARS:
+            text = delta.content
+            if text:
+                acc.parts.append(text)
+                acc.chars += len(text)
+    return False
+
+
+def _fold_completion(acc: _StreamState, chunk: Any) -> bool:
+    if acc.model is None:
+        acc.model = chunk.model
+    usage = chunk.usage
+    if usage is not None:
+        acc.usage = usage
+    choices = chunk.choices
+    if not choices:
+        return usage is not None and acc.hide_usage
+    for choice in choices:
+        if choice.index:
+            continue
+        if choice.finish_reason is not None:
+            acc.finish = choice.finish_reason
+        if acc.chars < PREVIEW_CHARS:
+            text = choice.text
+            if text:
+                acc.parts.append(text)
+                acc.chars += len(text)
+    return False
+
+
+_FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def _fold_response(acc: _StreamState, event: Any) -> bool:
+    kind = event.type
+    if kind == "response.output_text.delta":
+        if acc.chars < PREVIEW_CHARS:
+            acc.parts.append(event.delta)
+            acc.chars += len(event.delta)
+    elif kind in _FINAL_RESPONSE_EVENTS:
+        acc.final = event.response
+    elif kind == "response.created":
+        acc.model = event.response.model
+    return False
+
+
+_FOLDS = {
+    "chat_completion": _fold_chat,
+    "completion": _fold_completion,
+    "response": _fold_response,
+    "embedding": None,
+}
+
+
+def _stream_body(acc: _StreamState, operation: str) -> Any:
+    """A streamed call's folded state, in the shape of a non-streamed body."""
+    text = "".join(acc.parts)
     if operation == "response":
-        deltas: list[str] = []
-        for event in chunks:
-            kind = get(event, "type")
-            if kind in _FINAL_RESPONSE_EVENTS:
-                return get(event, "response")
-            if kind == "response.created":
-                props["model"] = as_str(path(event, "response", "model")) or props.get("model")
-            elif kind == "response.output_text.delta":
-                deltas.append(as_str(get(event, "delta")) or "")
-        # Abandoned before the final event: what was seen so far.
+        if acc.final is not None:
+            return acc.final
+        # Ended before its final event: what was seen so far.
         return {
-            "output": [{"type": "message", "content": [{"type": "output_text", "text": "".join(deltas)}]}]
+            "model": acc.model,
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": text}]}],
         }
-    model = usage = finish = None
-    texts: list[str] = []
-    tool_calls: set[tuple[Any, Any]] = set()
-    for chunk in chunks:
-        model = model or as_str(get(chunk, "model"))
-        usage = get(chunk, "usage") or usage
-        for choice in seq(get(chunk, "choices")):
-            index = get(choice, "index")
-            if index in (0, None):
-                finish = finish or as_str(get(choice, "finish_reason"))
-                delta = get(choice, "delta")
-                texts.append(as_str(get(delta, "content")) or as_str(get(choice, "text")) or "")
-            for tool_call in seq(path(choice, "delta", "tool_calls")):
-                tool_calls.add((index, get(tool_call, "index")))
-    message = {"content": "".join(texts), "tool_calls": [None] * len(tool_calls)}
+    message = {"content": text, "tool_calls": [None] * len(acc.tool_calls)}
     return {
-        "model": model,
-        "usage": usage,
-        "choices": [{"finish_reason": finish, "message": message, "text": message["content"]}],
+        "model": acc.model,
+        "usage": acc.usage,
+        "choices": [{"finish_reason": acc.finish, "message": message, "text": text}],
     }
 
 
