@@ -27,6 +27,9 @@ MAX_PENDING = 10_000
 BATCH_DELAY_S = 0.1
 """How long the worker collects calls after waking before building their events."""
 
+WAKE_AT = 1_000
+"""Pending calls that end the batch delay early, long before MAX_PENDING is reached."""
+
 SHUTDOWN_TIMEOUT_S = 2.0
 """How long interpreter exit waits for pending calls to be handed to their clients."""
 
@@ -57,6 +60,8 @@ class Dispatcher:
         self._pending.append(call)
         if self._thread is None:
             self._start()
+        if len(self._pending) >= WAKE_AT:
+            self._hurry.set()  # a burst: don't wait for the batch delay
         # Only the first call after the worker went idle pays for waking it; calls
         # arriving while it collects a batch cost one deque append.
         if self._idle:
