@@ -108,7 +108,7 @@ def _per_chunk_cost(rounds: int) -> tuple[float, float]:
     from openai.types.chat import ChatCompletionChunk
 
     from amplitude.ai._call import Call
-    from amplitude.ai._providers.openai import PROVIDER, _fold_chat, _StreamState
+    from amplitude.ai._providers.openai import PROVIDER, _fold_choices, _StreamState
     from amplitude.ai._state import Binding
     from amplitude.ai._streams import TrackedStream
 
@@ -126,7 +126,7 @@ def _per_chunk_cost(rounds: int) -> tuple[float, float]:
             pass
         plain.append((time.perf_counter() - start) / len(chunks))
         call = Call(PROVIDER, method, Binding(None), None)
-        call.fold, call.acc = _fold_chat, _StreamState()
+        call.fold, call.acc = _fold_choices, _StreamState(chat=True)
         call.finished = True  # not a real call: nothing to send when it ends
         proxy = TrackedStream(iter(chunks), call)
         start = time.perf_counter()

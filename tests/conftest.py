@@ -77,30 +77,30 @@ def _isolation_and_privacy_scan() -> Iterator[None]:
     assert _dispatch.dispatcher.dropped == 0
 
 
-@pytest.fixture
-def openai_client(stub: OpenAIStub) -> Any:
-    import openai
-
-    return openai.OpenAI(
-        api_key=OPENAI_KEY,
-        organization=OPENAI_ORG,
-        project=OPENAI_PROJECT,
-        base_url=stub.base_url,
-        max_retries=0,
-    )
+def openai_options(stub: OpenAIStub) -> dict[str, Any]:
+    return {
+        "api_key": OPENAI_KEY,
+        "organization": OPENAI_ORG,
+        "project": OPENAI_PROJECT,
+        "base_url": stub.base_url,
+        "max_retries": 0,
+    }
 
 
 @pytest.fixture
-def async_openai_client(stub: OpenAIStub) -> Any:
+def openai_client(stub: OpenAIStub) -> Iterator[Any]:
     import openai
 
-    return openai.AsyncOpenAI(
-        api_key=OPENAI_KEY,
-        organization=OPENAI_ORG,
-        project=OPENAI_PROJECT,
-        base_url=stub.base_url,
-        max_retries=0,
-    )
+    with openai.OpenAI(**openai_options(stub)) as client:
+        yield client
+
+
+@pytest.fixture
+async def async_openai_client(stub: OpenAIStub) -> Any:
+    import openai
+
+    async with openai.AsyncOpenAI(**openai_options(stub)) as client:
+        yield client
 
 
 def sent(capture: AmplitudeCapture, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:

@@ -114,7 +114,7 @@ def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     call.request = _Request(kwargs, count, last, raw)
     if kwargs.get("stream") is True:
         call.stream = True
-        call.acc = _StreamState()
+        call.acc = _StreamState(chat=call.method.operation == "chat_completion")
         call.fold = _FOLDS[call.method.operation]
         if raw is None and call.method.operation in ("chat_completion", "completion"):
             _ask_for_usage(call, instance, kwargs)
@@ -351,9 +351,10 @@ def _read_usage(usage: Any, props: dict[str, Any]) -> None:
 class _StreamState:
     """What a stream's chunks say, folded as they pass (see `Call.fold`)."""
 
-    __slots__ = ("chars", "final", "finish", "hide_usage", "model", "parts", "tool_calls", "usage")
+    __slots__ = ("chars", "chat", "final", "finish", "hide_usage", "model", "parts", "tool_calls", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, chat: bool) -> None:
+        self.chat = chat
         self.model: Any = None
         self.usage: Any = None
         self.finish: Any = None
@@ -369,7 +370,8 @@ class _StreamState:
 # shape raises, which only stops folding for that stream (see `_streams`).
 
 
-def _fold_chat(acc: _StreamState, chunk: Any) -> bool:
+def _fold_choices(acc: _StreamState, chunk: Any) -> bool:
+    """Chat and legacy completion chunks: `choices[].delta.content` or `choices[].text`."""
     if acc.model is None:
         acc.model = chunk.model
     usage = chunk.usage
@@ -379,41 +381,21 @@ def _fold_chat(acc: _StreamState, chunk: Any) -> bool:
     if not choices:
         return usage is not None and acc.hide_usage
     for choice in choices:
-        delta = choice.delta
-        if delta.tool_calls:
-            for tool_call in delta.tool_calls:
-                acc.tool_calls.add((choice.index, tool_call.index))
+        if acc.chat:
+            delta = choice.delta
+            if delta.tool_calls:
+                for tool_call in delta.tool_calls:
+                    acc.tool_calls.add((choice.index, tool_call.index))
+            text = delta.content
+        else:
+            text = choice.text
         if choice.index:
             continue  # the preview and finish reason are choice 0's
         if choice.finish_reason is not None:
             acc.finish = choice.finish_reason
-        if acc.chars < PREVIEW_CHARS:
-            text = delta.content
-            if text:
-                acc.parts.append(text)
-                acc.chars += len(text)
-    return False
-
-
-def _fold_completion(acc: _StreamState, chunk: Any) -> bool:
-    if acc.model is None:
-        acc.model = chunk.model
-    usage = chunk.usage
-    if usage is not None:
-        acc.usage = usage
-    choices = chunk.choices
-    if not choices:
-        return usage is not None and acc.hide_usage
-    for choice in choices:
-        if choice.index:
-            continue
-        if choice.finish_reason is not None:
-            acc.finish = choice.finish_reason
-        if acc.chars < PREVIEW_CHARS:
-            text = choice.text
-            if text:
-                acc.parts.append(text)
-                acc.chars += len(text)
+        if text and acc.chars < PREVIEW_CHARS:
+            acc.parts.append(text)
+            acc.chars += len(text)
     return False
 
 
@@ -434,8 +416,8 @@ def _fold_response(acc: _StreamState, event: Any) -> bool:
 
 
 _FOLDS = {
-    "chat_completion": _fold_chat,
-    "completion": _fold_completion,
+    "chat_completion": _fold_choices,
+    "completion": _fold_choices,
     "response": _fold_response,
     "embedding": None,
 }
