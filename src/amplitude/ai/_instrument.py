@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _hook
 from ._log import logger, report_failure
-from ._providers import BUILTIN
+from ._providers import BUILTIN, Entry
+from ._versions import in_range
 
 if TYPE_CHECKING:
     from ._provider import Method, Provider
@@ -27,8 +28,8 @@ def instrument() -> None:
             return
         _instrumented = True
         finder = _hook.install()
-    for sdk_module, provider_module in BUILTIN.items():
-        finder.watch(sdk_module, functools.partial(_load_provider, provider_module))
+    for entry in BUILTIN:
+        finder.watch(entry.sdk, functools.partial(_load_provider, entry))
 
 
 def uninstrument() -> int:
@@ -51,28 +52,31 @@ def deliver_before_shutdown(client: Any) -> None:
     dispatcher.run_exit_hook_before(client)
 
 
-def _sdk_version(sdk: Any, provider: Provider) -> str:
+def _sdk_version(sdk: Any, entry: Entry) -> str:
     version = getattr(sdk, "__version__", None)
     if isinstance(version, str):
         return version
     try:
         from importlib.metadata import version as dist_version
 
-        return dist_version(provider.distribution)
+        return dist_version(entry.distribution)
     except Exception:
         return "unknown"
 
 
-def _load_provider(provider_module: str, sdk: Any) -> None:
-    provider: Provider = importlib.import_module(provider_module).PROVIDER
-    version = _sdk_version(sdk, provider)
-    if not provider.version_ok(version):
+def _load_provider(entry: Entry, sdk: Any) -> None:
+    version = _sdk_version(sdk, entry)
+    if not in_range(version, entry.handles):
+        logger.debug("%s %s: not for %s", entry.distribution, version, entry.module)
+        return
+    if not in_range(version, entry.supported):
         logger.warning(
             "amplitude.ai: %s %s is outside the supported range %s; tracking what is still found.",
-            provider.distribution,
+            entry.distribution,
             version,
-            provider.supported,
+            entry.supported,
         )
+    provider: Provider = importlib.import_module(entry.module).PROVIDER
     by_module: dict[str, list[Method]] = {}
     for method in provider.methods:
         by_module.setdefault(method.module, []).append(method)

@@ -38,11 +38,6 @@ class Provider:
 
     name: str
     """Default `provider` property, e.g. ``openai``."""
-    distribution: str
-    """The SDK's distribution name, for its version."""
-    supported: str
-    """Human-readable supported version range, e.g. ``>=1.0,<4``."""
-    version_ok: Callable[[str], bool]
     methods: tuple[Method, ...]
     begin: Callable[[Call, Any, dict[str, Any]], None]
     """Snapshot the request into ``call.request``; may rewrite ``kwargs`` in place."""

@@ -466,18 +466,8 @@ def _user_id(call: Call) -> str | None:
     return as_str(kwargs.get("user")) or as_str(kwargs.get("safety_identifier"))
 
 
-def _version_ok(version: str) -> bool:
-    try:
-        return 1 <= int(version.split(".", maxsplit=1)[0]) < 4
-    except ValueError:
-        return False
-
-
 PROVIDER = Provider(
     name="openai",
-    distribution="openai",
-    supported=">=1.0,<4",
-    version_ok=_version_ok,
     methods=_methods(),
     begin=_begin,
     on_result=_on_result,
