@@ -59,6 +59,10 @@ class EditableSubpackageHook(BuildHookInterface):  # type: ignore[misc]
             f.write("import _amplitude_ai_editable\n")
         build_data["force_include_editable"][module] = "_amplitude_ai_editable.py"
         build_data["force_include_editable"][pth] = "_amplitude_ai_editable.pth"
+        # The zero-code bootstrap files, as a wheel installs them (the package they
+        # import, _amplitude_ai, is found through the editable path entry for src/).
+        for name in ("amplitude_ai.pth", "amplitude_ai.start"):
+            build_data["force_include_editable"][os.path.join(self.root, "src", name)] = name
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         out = getattr(self, "_out", None)

@@ -74,6 +74,10 @@ _DATED_MODEL = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 _S = TypeVar("_S", bound="_LoopbackServer")
 
+# Azure OpenAI serves the same routes under /openai, per deployment or not
+# (/openai/deployments/<name>/chat/completions, /openai/responses, /openai/v1/...).
+_AZURE_PREFIX = re.compile(r"^/openai(?:/deployments/[^/]+)?(?=/)")
+
 
 def format_sse(data: Any, event: str | None = None) -> str:
     """Format one SSE block; ``data`` is sent as-is when a str, else as compact JSON."""
@@ -323,8 +327,10 @@ class OpenAIStub(_LoopbackServer):
     """OpenAI-compatible server: realistic default answers plus a FIFO of overrides.
 
     Routes (POST, with or without the ``/v1`` prefix): ``/chat/completions``,
-    ``/completions``, ``/embeddings``, ``/responses``; anything else is a 404 with an
-    OpenAI error body. Every request is recorded in :attr:`requests`.
+    ``/completions``, ``/embeddings``, ``/responses``, also under Azure's ``/openai`` and
+    ``/openai/deployments/<name>`` prefixes (query strings such as ``?api-version=`` are
+    ignored); anything else is a 404 with an OpenAI error body. Every request is recorded
+    in :attr:`requests`.
     """
 
     def __init__(self) -> None:
@@ -391,7 +397,7 @@ class OpenAIStub(_LoopbackServer):
 
 
 def _default_reply(request: Recorded) -> Reply:
-    path = urlsplit(request.path).path
+    path = _AZURE_PREFIX.sub("", urlsplit(request.path).path, count=1)
     if path.startswith("/v1/"):
         path = path[len("/v1") :]
     route = _ROUTES.get(path) if request.method == "POST" else None

@@ -1,142 +1,40 @@
 """Real installs, as a user would do them: a built wheel and an editable install, each in a
-fresh virtual environment, exercised from fresh interpreters.
-
-The venvs are session-scoped and shared by several tests; the packages come from the
-configured index (pip's cache and find-links apply as usual). `openai` is pinned to the
-version in the running environment so these tests see the SDK the rest of the suite sees.
-"""
+fresh virtual environment (fixtures in venvs.py), exercised from fresh interpreters."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import json
-import os
 import re
-import subprocess
-import sys
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-TESTS = ROOT / "tests"
-DIST_NAME = "amplitude-llm-tracking"
-
-INSTALL_TIMEOUT = 600.0
-RUN_TIMEOUT = 120.0
-
-Arg = Union[str, Path]
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    """The environment without anything that would leak the dev venv into a subprocess."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(PYTHONDONTWRITEBYTECODE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
-    return env
-
-
-def _run(cmd: Sequence[Arg], *, cwd: Path, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    args = [str(arg) for arg in cmd]
-    try:
-        proc = subprocess.run(
-            args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"timed out after {timeout}s: {' '.join(args)}\n{exc.stdout!r}\n{exc.stderr!r}")
-    if proc.returncode != 0:
-        pytest.fail(
-            f"exit {proc.returncode}: {' '.join(args)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-        )
-    return proc
-
-
-def _result(proc: subprocess.CompletedProcess[str]) -> Any:
-    """The JSON a probe printed on its `RESULT ` line."""
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    pytest.fail(f"no RESULT line\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-
-
-def _probe(python: Path, code: str, cwd: Path, *args: str) -> Any:
-    return _result(_run([python, "-c", code, *args], cwd=cwd))
-
-
-def _make_venv(path: Path) -> Path:
-    _run([sys.executable, "-m", "venv", path], cwd=path.parent)
-    python = path / ("Scripts" if os.name == "nt" else "bin") / "python"
-    assert python.exists(), python
-    return python
-
-
-def _openai_requirement() -> str:
-    try:
-        return f"openai=={importlib.metadata.version('openai')}"
-    except importlib.metadata.PackageNotFoundError:
-        return "openai"
-
-
-# -- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    if importlib.util.find_spec("build") is not None:
-        cmd: list[Arg] = [sys.executable, "-m", "build", "--wheel", "--outdir", out, ROOT]
-    else:
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", out, ROOT]
-    _run(cmd, cwd=out, timeout=INSTALL_TIMEOUT)
-    (built,) = out.glob("*.whl")
-    return built
-
-
-@pytest.fixture(scope="session")
-def wheel_python(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    """A fresh venv with the wheel, its dependencies and openai installed."""
-    venv = tmp_path_factory.mktemp("venv-wheel")
-    python = _make_venv(venv)
-    _run(
-        [python, "-m", "pip", "install", "--quiet", wheel, _openai_requirement()],
-        cwd=venv,
-        timeout=INSTALL_TIMEOUT,
-    )
-    return python
-
-
-@pytest.fixture(scope="session")
-def editable_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with `pip install -e <checkout>` (which pulls in amplitude-analytics)."""
-    venv = tmp_path_factory.mktemp("venv-editable")
-    python = _make_venv(venv)
-    _run([python, "-m", "pip", "install", "--quiet", "-e", ROOT], cwd=venv, timeout=INSTALL_TIMEOUT)
-    return python
-
+from venvs import DIST_NAME, SRC, TESTS, probe, result_of, run
 
 # -- the wheel -------------------------------------------------------------------------------
 
 
-def test_wheel_ships_only_our_subpackage(wheel: Path) -> None:
+def test_wheel_ships_only_our_subpackage_and_the_bootstrap(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
         metadata = archive.read(f"{dist_info}/METADATA").decode()
+        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+        pth = archive.read("amplitude_ai.pth").decode()
+        start = archive.read("amplitude_ai.start").decode()
 
     assert "amplitude/__init__.py" not in names, "amplitude/__init__.py belongs to amplitude-analytics"
     assert "amplitude/ai/__init__.py" in names
     assert "amplitude/ai/py.typed" in names
     assert "amplitude/ai/_providers/openai.py" in names
-    stray = [n for n in names if not n.startswith(("amplitude/ai/", f"{dist_info}/"))]
-    assert stray == [], "only amplitude/ai/ and the dist-info may be in the wheel"
+    assert "_amplitude_ai/__init__.py" in names and "_amplitude_ai/_site/sitecustomize.py" in names
+    ours = ("amplitude/ai/", "_amplitude_ai/", "amplitude_ai.pth", "amplitude_ai.start", f"{dist_info}/")
+    stray = [n for n in names if not n.startswith(ours)]
+    assert stray == [], "only our packages, the bootstrap files and the dist-info may be in the wheel"
     assert not any("_amplitude_ai_editable" in n for n in names), "the editable finder is for -e only"
+    assert len(pth.splitlines()) == 1 and pth.startswith("import ")
+    assert start.strip() == "_amplitude_ai:activate"
+    assert "amplitude-ai-run = _amplitude_ai.run:main" in entry_points
 
     requires = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)(.*)$", metadata, flags=re.M)
     unconditional = {name.lower() for name, rest in requires if "extra ==" not in rest}
@@ -168,7 +66,7 @@ print("RESULT " + json.dumps({
 
 def test_wheel_install_extends_amplitude_without_shadowing_it(wheel_python: Path, tmp_path: Path) -> None:
     # -W error: importing must not emit any warning (deprecated import APIs and the like).
-    result = _result(_run([wheel_python, "-W", "error", "-c", _LAYOUT_PROBE], cwd=tmp_path))
+    result = result_of(run([wheel_python, "-W", "error", "-c", _LAYOUT_PROBE], cwd=tmp_path))
     purelib = Path(result["purelib"])
 
     assert Path(result["amplitude_file"]) == purelib / "amplitude" / "__init__.py"
@@ -180,9 +78,17 @@ def test_wheel_install_extends_amplitude_without_shadowing_it(wheel_python: Path
     # What `pip uninstall` would remove: never amplitude-analytics' files.
     record = result["record"]
     assert "amplitude/__init__.py" not in record
-    assert all(f.startswith(("amplitude/ai/", "amplitude_llm_tracking-")) for f in record), record
+    ours = (
+        "amplitude/ai/",
+        "_amplitude_ai/",
+        "amplitude_ai.pth",
+        "amplitude_ai.start",
+        "amplitude_llm_tracking-",
+    )
+    launcher = ("../../../bin/amplitude-ai-run",)
+    assert all(f.startswith(ours) or f in launcher for f in record), record
 
-    check = _run([wheel_python, "-m", "pip", "check"], cwd=tmp_path)
+    check = run([wheel_python, "-m", "pip", "check"], cwd=tmp_path)
     assert "No broken requirements" in check.stdout
 
 
@@ -196,7 +102,7 @@ def test_info_log_names_the_patched_methods(wheel_python: Path, tmp_path: Path) 
         "openai.OpenAI(api_key='sk-test-logging', base_url='http://127.0.0.1:9/v1').chat.completions\n"
         "print('OPENAI_VERSION', openai.__version__)\n"
     )
-    proc = _run([wheel_python, "-c", code], cwd=tmp_path)
+    proc = run([wheel_python, "-c", code], cwd=tmp_path)
     version = re.search(r"^OPENAI_VERSION (\S+)$", proc.stdout, flags=re.M)
     assert version, proc.stdout
     # The logger is `amplitude.ai`; the message may carry a prefix of its own.
@@ -205,7 +111,7 @@ def test_info_log_names_the_patched_methods(wheel_python: Path, tmp_path: Path) 
     assert "WARNING" not in proc.stdout and proc.stderr == "", (proc.stdout, proc.stderr)
 
     # Logging left unconfigured: not a line from us, on any stream.
-    quiet = _run([wheel_python, "-c", "\n".join(code.splitlines()[3:])], cwd=tmp_path)
+    quiet = run([wheel_python, "-c", "\n".join(code.splitlines()[3:])], cwd=tmp_path)
     assert quiet.stderr == ""
     assert [ln for ln in quiet.stdout.splitlines() if not ln.startswith("OPENAI_VERSION")] == []
 
@@ -342,8 +248,8 @@ def e2e_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_end_to_end_one_event_per_call(
     wheel_python: Path, e2e_script: Path, scenario: str, tmp_path: Path
 ) -> None:
-    proc = _run([wheel_python, e2e_script, scenario], cwd=tmp_path)
-    result = _result(proc)
+    proc = run([wheel_python, e2e_script, scenario], cwd=tmp_path)
+    result = result_of(proc)
 
     assert result["preloaded"] == [], "the driver must start from a clean interpreter"
     assert result["openai_requests"] == 2
@@ -384,7 +290,7 @@ print("RESULT " + json.dumps({
 def test_editable_install_uses_the_checkout_and_uninstalls_cleanly(
     editable_python: Path, tmp_path: Path
 ) -> None:
-    result = _probe(editable_python, _EDITABLE_PROBE, tmp_path)
+    result = probe(editable_python, _EDITABLE_PROBE, tmp_path)
     purelib = Path(result["purelib"])
     package = SRC / "amplitude" / "ai"
 
@@ -394,8 +300,8 @@ def test_editable_install_uses_the_checkout_and_uninstalls_cleanly(
     assert result["has_Amplitude"]
     assert result["leaked"] == []
 
-    _run([editable_python, "-m", "pip", "uninstall", "--yes", DIST_NAME], cwd=tmp_path)
-    after = _probe(editable_python, _EDITABLE_PROBE, tmp_path)
+    run([editable_python, "-m", "pip", "uninstall", "--yes", DIST_NAME], cwd=tmp_path)
+    after = probe(editable_python, _EDITABLE_PROBE, tmp_path)
     assert after.get("missing") == "amplitude.ai"
     assert after["has_Amplitude"], "uninstalling us must leave amplitude-analytics working"
     leftovers = sorted(

@@ -84,15 +84,11 @@ def test_fork_child_delivers_its_own_and_parent_events_are_not_duplicated(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.xfail(
-    strict=True,
-    reason="amplitude-analytics copies its own unsent buffer into forked children, which send it "
-    "again at exit (Amplitude drops the copy server-side by insert_id); clearing the child's "
-    "copy is planned with the fork work of the zero-code issue",
-)
 def test_events_buffered_in_the_amplitude_client_are_not_resent_by_children(
     stub: OpenAIStub, capture: AmplitudeCapture
 ) -> None:
+    """Regression: amplitude-analytics copies its unsent buffer into forked children,
+    which uploaded it again at exit."""
     script = """
     from amplitude.ai._dispatch import dispatcher
     chat(user="parent-before-fork")
@@ -106,3 +102,33 @@ def test_events_buffered_in_the_amplitude_client_are_not_resent_by_children(
     assert result.returncode == 0, result.stderr
     capture.wait_for(1)
     assert [e["user_id"] for e in capture.events] == ["parent-before-fork"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs the fork start method")
+def test_multiprocessing_fork_children_deliver_their_events(
+    stub: OpenAIStub, capture: AmplitudeCapture
+) -> None:
+    script = """
+    import multiprocessing
+    from amplitude.ai._dispatch import dispatcher
+
+    def work(n):
+        chat(user=f"child-{n}-user")
+        return n
+
+    chat(user="parent-user")
+    dispatcher.drain(5)  # in the parent's Amplitude buffer when the children fork
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=work, args=(n,)) for n in range(3)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(30)
+    print("exit codes", [p.exitcode for p in processes])
+    """
+    result = run(script, stub, capture)
+    assert result.returncode == 0, result.stderr
+    assert "exit codes [0, 0, 0]" in result.stdout
+    capture.wait_for(4)
+    users = sorted(e["user_id"] for e in capture.events)
+    assert users == ["child-0-user", "child-1-user", "child-2-user", "parent-user"]

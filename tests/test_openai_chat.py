@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from typing import Any
 
-import openai
 import pytest
 
-from conftest import OPENAI_KEY, props, sent
+from conftest import OPENAI_KEY, accepts, check_dropped_stream, openai_v1, props, requires_sdk, sent
 from loopback import (
     CACHED_TOKENS,
     COMPLETION_TOKENS,
@@ -21,16 +21,33 @@ from loopback import (
     Reply,
 )
 
+openai = openai_v1()
+Completions: Any = openai.resources.chat.Completions
+
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Say hello. SECRET-PROMPT-CONTENT"},
 ]
 
+requires_tools = requires_sdk("tools parameter", accepts(Completions.create, "tools"), "1.1")
+requires_stream_close = requires_sdk("Stream.close()", hasattr(openai.Stream, "close"), "1.6")
+requires_stream_options = requires_sdk(
+    "stream_options", accepts(Completions.create, "stream_options"), "1.26"
+)
+requires_stream_helper = requires_sdk("chat.completions.stream()", hasattr(Completions, "stream"), "1.92")
+requires_parse = requires_sdk("chat.completions.parse()", hasattr(Completions, "parse"), "1.92")
+requires_streaming_response = requires_sdk(
+    "with_streaming_response", hasattr(Completions, "with_streaming_response"), "1.8"
+)
+
 
 def test_chat_create_event(tracked: Any, openai_client: Any, capture: Any) -> None:
-    completion = openai_client.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, temperature=0.2, max_completion_tokens=50, seed=7
-    )
+    # Both limits are reported as max_tokens; max_completion_tokens exists since 1.45, seed since 1.1.
+    limit = "max_completion_tokens" if accepts(Completions.create, "max_completion_tokens") else "max_tokens"
+    params: dict[str, Any] = {"temperature": 0.2, limit: 50, "seed": 7}
+    if not accepts(Completions.create, "seed"):
+        del params["seed"]
+    completion = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, **params)
     assert completion.choices[0].message.content == STUB_TEXT
 
     (event,) = sent(capture, 1)
@@ -56,8 +73,11 @@ def test_chat_create_event(tracked: Any, openai_client: Any, capture: Any) -> No
     assert p["finish_reason"] == "stop"
     assert p["tool_call_count"] == 0
     assert p["response_preview"] == STUB_TEXT
-    assert (p["temperature"], p["max_tokens"], p["seed"]) == (0.2, 50, 7)
-    assert p["request_id"]
+    assert (p["temperature"], p["max_tokens"], p.get("seed")) == (0.2, 50, params.get("seed"))
+    if hasattr(completion, "_request_id"):
+        assert p["request_id"] == completion._request_id
+    else:  # parsed responses carry no request id before openai 1.46
+        assert "request_id" not in p
     assert p["server_host"] == "127.0.0.1"
     assert None not in p.values()
     assert "SECRET-PROMPT-CONTENT" not in repr(event), "request content must not be sent"
@@ -69,6 +89,21 @@ def test_request_user_becomes_user_id(tracked: Any, openai_client: Any, capture:
     assert event["user_id"] == "end-user-1234"
 
 
+def test_parameters_sent_through_extra_body(tracked: Any, openai_client: Any, capture: Any) -> None:
+    """`extra_body` goes into the request body over the arguments: how callers of an older SDK
+    send parameters it has no argument for.
+
+    Regression: only keyword arguments were read, so such parameters were not reported.
+    """
+    openai_client.chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, temperature=0.2, extra_body={"temperature": 0.7, "top_k": 5}
+    )
+    (p,) = props(capture)
+    assert p["temperature"] == 0.7, "the value the server received"
+    assert "top_k" not in p, "only the charted parameters"
+
+
+@requires_tools
 def test_tool_calls_are_counted(tracked: Any, openai_client: Any, capture: Any) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=tools)
@@ -95,6 +130,7 @@ def test_stream_to_the_end(tracked: Any, openai_client: Any, capture: Any, stub:
     assert "input_tokens" not in p
 
 
+@requires_stream_options
 def test_stream_with_usage_requested_by_caller(tracked: Any, openai_client: Any, capture: Any) -> None:
     chunks = list(
         openai_client.chat.completions.create(
@@ -110,6 +146,7 @@ def test_stream_with_usage_requested_by_caller(tracked: Any, openai_client: Any,
     )
 
 
+@requires_stream_close
 def test_stream_break_then_close(tracked: Any, openai_client: Any, capture: Any) -> None:
     stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     for _chunk in stream:
@@ -120,6 +157,7 @@ def test_stream_break_then_close(tracked: Any, openai_client: Any, capture: Any)
     assert "error" not in p
 
 
+@requires_stream_close
 def test_stream_context_manager(tracked: Any, openai_client: Any, capture: Any) -> None:
     with openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream:
         first = next(iter(stream))
@@ -139,14 +177,11 @@ def test_stream_abandoned_is_sent_when_collected(tracked: Any, openai_client: An
 
 
 def test_stream_error_mid_way(tracked: Any, openai_client: Any, capture: Any, stub: Any) -> None:
-    stub.enqueue(Reply(truncate_after=2))
-    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
-    with pytest.raises(Exception) as raised:
-        for _ in stream:
-            pass
-    (p,) = props(capture)
-    assert p["error_type"] == type(raised.value).__name__
-    assert p["stream_completed"] is False
+    check_dropped_stream(
+        stub,
+        capture,
+        lambda: openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True),
+    )
 
 
 def test_http_error_is_recorded_and_reraised_unchanged(
@@ -174,6 +209,7 @@ def test_error_message_with_key_is_scrubbed(
     assert "[REDACTED]" in p["error"]
 
 
+@requires_stream_helper
 def test_stream_helper(tracked: Any, openai_client: Any, capture: Any) -> None:
     with openai_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
         deltas = [e.delta for e in stream if e.type == "content.delta"]
@@ -184,6 +220,7 @@ def test_stream_helper(tracked: Any, openai_client: Any, capture: Any) -> None:
     assert p["response_preview"] == STUB_TEXT
 
 
+@requires_parse
 def test_parse(tracked: Any, openai_client: Any, capture: Any) -> None:
     completion = openai_client.chat.completions.parse(model="gpt-4o", messages=MESSAGES)
     assert completion.choices[0].message.content == STUB_TEXT
@@ -216,6 +253,7 @@ def test_with_raw_response_stream(tracked: Any, openai_client: Any, capture: Any
     assert p["stream"] is True and p["response_preview"] == STUB_TEXT
 
 
+@requires_streaming_response
 def test_with_streaming_response(tracked: Any, openai_client: Any, capture: Any) -> None:
     with openai_client.chat.completions.with_streaming_response.create(
         model="gpt-4o", messages=MESSAGES
@@ -226,6 +264,7 @@ def test_with_streaming_response(tracked: Any, openai_client: Any, capture: Any)
     assert p["input_tokens"] == PROMPT_TOKENS and p["response_preview"] == STUB_TEXT
 
 
+@requires_streaming_response
 def test_with_streaming_response_stream(tracked: Any, openai_client: Any, capture: Any) -> None:
     with openai_client.chat.completions.with_streaming_response.create(
         model="gpt-4o", messages=MESSAGES, stream=True
@@ -241,7 +280,9 @@ async def test_async_create_and_stream(tracked: Any, async_openai_client: Any, c
     assert completion.choices[0].message.content == STUB_TEXT
     stream = await async_openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     assert isinstance(stream, openai.AsyncStream)
-    async with stream:
+    async with contextlib.AsyncExitStack() as stack:
+        if hasattr(openai.AsyncStream, "__aenter__"):  # a context manager since openai 1.6
+            await stack.enter_async_context(stream)
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == STUB_TEXT
     first, second = props(capture, 2)
@@ -250,6 +291,7 @@ async def test_async_create_and_stream(tracked: Any, async_openai_client: Any, c
     assert second["response_preview"] == STUB_TEXT
 
 
+@requires_stream_helper
 async def test_async_stream_helper_and_raw(tracked: Any, async_openai_client: Any, capture: Any) -> None:
     async with async_openai_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
         final = await stream.get_final_completion()

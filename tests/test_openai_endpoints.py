@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import openai
 import pytest
 
-from conftest import OPENAI_KEY, props
+from conftest import OPENAI_KEY, accepts, has_resource, openai_v1, props, proxy_http_client, requires_sdk
 from loopback import (
     CACHED_TOKENS,
     COMPLETION_TOKENS,
@@ -21,9 +20,18 @@ from loopback import (
     TOTAL_TOKENS,
 )
 
+openai = openai_v1()
+Chat: Any = openai.resources.chat.Completions
+Embeddings: Any = openai.resources.Embeddings
+
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
+requires_responses = requires_sdk("Responses API", has_resource("responses"), "1.66")
+takes_stream_options = accepts(Chat.create, "stream_options")
+requires_stream_options = requires_sdk("stream_options", takes_stream_options, "1.26")
 
+
+@requires_responses
 def test_responses_create(tracked: Any, openai_client: Any, capture: Any) -> None:
     response = openai_client.responses.create(
         model="gpt-4o", input="Say hello.", max_output_tokens=64, safety_identifier="safety-user-99"
@@ -45,6 +53,7 @@ def test_responses_create(tracked: Any, openai_client: Any, capture: Any) -> Non
     assert capture.events[0]["user_id"] == "safety-user-99"
 
 
+@requires_responses
 def test_responses_stream_and_helper(tracked: Any, openai_client: Any, capture: Any) -> None:
     stream = openai_client.responses.create(model="gpt-4o", input="Say hello.", stream=True)
     kinds = [event.type for event in stream]
@@ -62,6 +71,7 @@ def test_responses_stream_and_helper(tracked: Any, openai_client: Any, capture: 
         assert p["time_to_first_token_ms"] > 0
 
 
+@requires_responses
 def test_responses_stream_abandoned_keeps_partial_text(
     tracked: Any, openai_client: Any, capture: Any
 ) -> None:
@@ -79,6 +89,7 @@ def test_responses_stream_abandoned_keeps_partial_text(
     assert p["model"] == "gpt-4o" + MODEL_SUFFIX
 
 
+@requires_responses
 async def test_responses_async(tracked: Any, async_openai_client: Any, capture: Any) -> None:
     response = await async_openai_client.responses.create(model="gpt-4o", input="Say hello.")
     assert response.output_text == STUB_TEXT
@@ -91,13 +102,12 @@ async def test_responses_async(tracked: Any, async_openai_client: Any, capture: 
 
 
 def test_embeddings(tracked: Any, openai_client: Any, capture: Any) -> None:
-    result = openai_client.embeddings.create(
-        model="text-embedding-3-small", input=["a", "b", "c"], dimensions=8
-    )
+    options = {"dimensions": 8} if accepts(Embeddings.create, "dimensions") else {}  # 1.10+
+    result = openai_client.embeddings.create(model="text-embedding-3-small", input=["a", "b", "c"], **options)
     assert len(result.data) == 3
     (p,) = props(capture)
     assert p["operation"] == "embedding" and p["api"] == "embeddings.create"
-    assert p["input_count"] == 3 and p["dimensions"] == 8
+    assert p["input_count"] == 3 and p.get("dimensions") == options.get("dimensions")
     assert p["input_tokens"] == 3 * EMBEDDING_TOKENS_PER_INPUT
     assert "response_preview" not in p and "message_count" not in p
 
@@ -129,14 +139,17 @@ def test_legacy_completions(tracked: Any, openai_client: Any, capture: Any) -> N
 @pytest.fixture
 def api_openai_com(stub: Any) -> Iterator[Any]:
     """A client whose base URL is OpenAI's own host, reaching the stub through an HTTP proxy."""
-    http_client = openai.DefaultHttpxClient(proxy=f"http://127.0.0.1:{stub.port}")
     client = openai.OpenAI(
-        api_key=OPENAI_KEY, base_url="http://api.openai.com/v1", http_client=http_client, max_retries=0
+        api_key=OPENAI_KEY,
+        base_url="http://api.openai.com/v1",
+        http_client=proxy_http_client(stub),
+        max_retries=0,
     )
     yield client
     client.close()
 
 
+@requires_stream_options
 def test_usage_is_requested_and_hidden_on_openai(
     tracked: Any, api_openai_com: Any, capture: Any, stub: Any
 ) -> None:
@@ -149,6 +162,7 @@ def test_usage_is_requested_and_hidden_on_openai(
     assert p["server_host"] == "api.openai.com"
 
 
+@requires_stream_options
 def test_caller_stream_options_are_kept(tracked: Any, api_openai_com: Any, capture: Any, stub: Any) -> None:
     options = {"include_usage": False}
     list(
@@ -165,3 +179,15 @@ def test_caller_stream_options_are_kept(tracked: Any, api_openai_com: Any, captu
 def test_untracked_request_is_unchanged(api_openai_com: Any, stub: Any) -> None:
     list(api_openai_com.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
     assert "stream_options" not in stub.requests[-1].body
+
+
+@pytest.mark.skipif(takes_stream_options, reason="this openai takes stream_options (1.26+)")
+def test_sdk_without_stream_options_is_left_alone(
+    tracked: Any, api_openai_com: Any, capture: Any, stub: Any
+) -> None:
+    """Regression: tracking added `stream_options` on OpenAI's host, which this SDK rejects."""
+    chunks = list(api_openai_com.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+    assert "stream_options" not in stub.requests[-1].body
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == STUB_TEXT
+    (p,) = props(capture)
+    assert p["response_preview"] == STUB_TEXT and "input_tokens" not in p

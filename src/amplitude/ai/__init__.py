@@ -19,10 +19,12 @@ built and handed to the Amplitude client on a background thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _instrument, _state
 from ._identity import valid_id
+from ._manual import Operation, record
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -30,12 +32,19 @@ if TYPE_CHECKING:
 
     from amplitude.client import Amplitude
 
+operation = Operation
+"""Measure an LLM call this package does not patch; see `Operation`."""
+
 __all__ = [
+    "Operation",
     "__version__",
+    "configure",
     "flush",
     "get_active_client",
     "instrument",
     "is_tracking",
+    "operation",
+    "record",
     "track",
     "tracking",
     "uninstrument",
@@ -151,6 +160,59 @@ def flush(timeout: float = 5.0) -> bool:
     for client in dispatcher.clients():
         client.flush()
     return drained
+
+
+def configure(
+    *,
+    api_key: str | None = None,
+    server_url: str | None = None,
+    server_zone: str | None = None,
+    user_id: str | None = None,
+    device_id: str | None = None,
+    enabled: bool | None = None,
+    providers: Sequence[str] | None = None,
+    disabled_providers: Sequence[str] | None = None,
+    dry_run: bool | None = None,
+    debug: bool | None = None,
+    flush_interval_ms: int | None = None,
+    flush_queue_size: int | None = None,
+    shutdown_timeout_ms: int | None = None,
+) -> Amplitude | None:
+    """Configure tracking from code with the settings of the ``AMPLITUDE_AI_*`` variables.
+
+    With `api_key` (or ``dry_run=True``) this creates the Amplitude client, starts
+    tracking with it and returns it, exactly as setting ``AMPLITUDE_AI_API_KEY`` does;
+    at exit its events are flushed within ``shutdown_timeout_ms`` (default 2000).
+    Without one, it only applies the process-wide options (`providers`,
+    `disabled_providers`, `debug`, `shutdown_timeout_ms`) for use with `track()`.
+    ``enabled=False`` stops tracking. Each argument's meaning and accepted values are
+    those of the variable of the same name (see the README); an unacceptable value
+    raises ``ValueError`` naming it.
+    """
+    from _amplitude_ai.settings import from_kwargs
+
+    from . import _autostart
+
+    settings = from_kwargs(
+        api_key=api_key,
+        server_url=server_url,
+        server_zone=server_zone,
+        user_id=user_id,
+        device_id=device_id,
+        enabled=enabled,
+        providers=providers,
+        disabled_providers=disabled_providers,
+        dry_run=dry_run,
+        debug=debug,
+        flush_interval_ms=flush_interval_ms,
+        flush_queue_size=flush_queue_size,
+        shutdown_timeout_ms=shutdown_timeout_ms,
+    )
+    if settings.active or settings.enabled is False:
+        _autostart.start_from_settings(settings)
+    else:
+        _autostart.apply(settings)
+    return get_active_client()
 
 
 def instrument() -> None:

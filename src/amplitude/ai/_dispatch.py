@@ -44,9 +44,10 @@ class Dispatcher:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        # Clients our exit hook is known to run before (see `run_exit_hook_before`).
-        self._exit_hook_clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self.dropped = 0
+        self.shutdown_timeout = SHUTDOWN_TIMEOUT_S
+        # Called at exit once pending events are handed over, with the seconds left.
+        self.after_exit_drain: list[Callable[[float], None]] = []
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         # Streams still being read, each with the weakref that ends it when its proxy
         # is collected; ended at exit so their events are not lost.
@@ -141,9 +142,9 @@ class Dispatcher:
         last events reach the client while it still accepts them. Once per client.
         """
         try:
-            if client in self._exit_hook_clients:
+            if client in self._clients:
                 return
-            self._exit_hook_clients.add(client)
+            self._clients.add(client)
         except TypeError:
             pass  # not weak-referenceable: register (again), harmless
         register = getattr(threading, "_register_atexit", None)
@@ -156,9 +157,12 @@ class Dispatcher:
 
     def _at_exit(self) -> None:
         try:
+            deadline = time.monotonic() + self.shutdown_timeout
             for call in list(self.open_streams):
                 call.finish()
-            self.drain(SHUTDOWN_TIMEOUT_S)
+            self.drain(self.shutdown_timeout)
+            for callback in self.after_exit_drain:
+                callback(max(0.0, deadline - time.monotonic()))
             if self.dropped:
                 logger.warning("amplitude.ai: %d events were dropped (backlog full)", self.dropped)
         except Exception as exc:
@@ -169,7 +173,12 @@ class Dispatcher:
 
     def after_fork_in_child(self) -> None:
         # The parent still owns (and will send) what it had queued; the child starts
-        # clean, with a worker of its own started on its first call.
+        # clean, with a worker of its own started on its first call, and so do the
+        # Amplitude clients (see _amplitude_compat).
+        from ._amplitude_compat import reset_after_fork
+
+        for client in self.clients():
+            reset_after_fork(client)
         self._pending.clear()
         self.open_streams.clear()
         self._wake = threading.Event()

@@ -40,6 +40,11 @@ def core_properties(call: Call) -> dict[str, Any]:
     if call.error is not None:
         props["error_type"] = type(call.error).__name__
         props["error"] = str(call.error)[:MAX_ERROR_CHARS] or type(call.error).__name__
+        # The convention of the HTTP-based SDKs (openai, anthropic, httpx ...). An error
+        # that arrives inside a 200 response (an SSE `error` event) is no HTTP failure.
+        status = getattr(call.error, "status_code", None)
+        if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+            props["http_status"] = status
     return props
 
 

@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _instrumented = False
+_allowed: frozenset[str] | None = None  # provider names; None: all
+
+
+def allow_providers(names: tuple[str, ...]) -> None:
+    """Limit which providers get patched from now on (AMPLITUDE_AI_PROVIDERS & co.)."""
+    global _allowed
+    _allowed = frozenset(names)
 
 
 def instrument() -> None:
@@ -65,6 +72,9 @@ def _sdk_version(sdk: Any, entry: Entry) -> str:
 
 
 def _load_provider(entry: Entry, sdk: Any) -> None:
+    if _allowed is not None and entry.name not in _allowed:
+        logger.debug("%s: disabled by configuration", entry.name)
+        return
     version = _sdk_version(sdk, entry)
     if not in_range(version, entry.handles):
         logger.debug("%s %s: not for %s", entry.distribution, version, entry.module)

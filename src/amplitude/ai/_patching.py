@@ -67,7 +67,9 @@ def patch(provider: Provider, method: Method, cls: type) -> bool:
     """
     with _lock:
         current = cls.__dict__.get(method.name)
-        if current is None or not callable(current):
+        # A classmethod object is not callable itself (the pre-1.0 openai SDK's methods
+        # are classmethods); wrapt binds it like the function it wraps.
+        if current is None or not (callable(current) or isinstance(current, classmethod)):
             return False
         ours = _ours_in_chain(current)
         if ours is not None:

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 
 class Entry(NamedTuple):
+    name: str
+    """Provider name, as in AMPLITUDE_AI_PROVIDERS (several entries may share one)."""
     sdk: str
     """Top-level module whose import loads the provider module."""
     distribution: str
@@ -26,5 +28,28 @@ class Entry(NamedTuple):
 
 
 BUILTIN: tuple[Entry, ...] = (
-    Entry("openai", "openai", "amplitude.ai._providers.openai", handles=">=1", supported=">=1.0,<4"),
+    Entry(
+        name="openai",
+        sdk="openai",
+        distribution="openai",
+        module="amplitude.ai._providers.openai",
+        handles=">=1",
+        supported=">=1.0,<4",
+    ),
+    Entry(
+        name="openai",
+        sdk="openai",
+        distribution="openai",
+        module="amplitude.ai._providers.openai_legacy",
+        handles="<1",
+        supported=">=0.27,<1",
+    ),
+    Entry(
+        name="anthropic",
+        sdk="anthropic",
+        distribution="anthropic",
+        module="amplitude.ai._providers.anthropic",
+        handles=">=0.8",
+        supported=">=0.16,<3",
+    ),
 )

@@ -4,19 +4,26 @@ Patched: chat.completions.create/parse, completions.create, embeddings.create,
 responses.create/parse, sync and async. Everything else reaches these methods:
 `.with_raw_response` / `.with_streaming_response` call them with a marker header and
 get a raw response object back, and the `.stream(...)` helpers call `create(stream=True)`.
+
+Azure clients are reported as `azure_openai` with their deployment; any other base URL
+(vLLM, Ollama, LiteLLM, OpenRouter...) stays `openai` with its `server_host`. The readers
+of the OpenAI wire format (requests, responses, stream chunks) also serve the pre-1.0
+SDK's provider (`openai_legacy`): the HTTP API is the same.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
-from ._read import PREVIEW_CHARS, as_int, as_str, first_int, get, is_scalar, path, preview, seq
+from ._http import body, credential_header_values, http_response, raw_response, sent_headers
+from ._read import PREVIEW_CHARS, as_str, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
 _CHAT_V1 = "openai.resources.chat.completions"  # a module until 1.6x, a package since
@@ -53,7 +60,7 @@ def _methods() -> tuple[Method, ...]:
 
 
 _RAW_HEADER = "X-Stainless-Raw-Response"
-_OPENAI_HOST = "api.openai.com"
+OPENAI_HOST = "api.openai.com"
 # Scalar request parameters worth charting; content-bearing ones (messages, input,
 # instructions, metadata, user) are deliberately absent.
 _PARAMS = {
@@ -84,7 +91,7 @@ _PARAMS = {
 _PARAM_NAMES = frozenset(_PARAMS)
 
 
-class _Request:
+class Request:
     """What must be read from the request on the call path: the caller may mutate it after."""
 
     __slots__ = ("count", "kwargs", "last", "raw")
@@ -97,46 +104,77 @@ class _Request:
 
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
+    headers = kwargs.get("extra_headers")
+    raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
+    count, last = request_items(kwargs)
+    call.request = Request(kwargs, count, last, raw)
+    if (
+        start_stream(call, kwargs)
+        and raw is None
+        and _host(instance) == OPENAI_HOST
+        and _takes_stream_options(type(instance), call.method.name)
+    ):
+        ask_for_usage(call, kwargs)
+
+
+def request_items(kwargs: dict[str, Any]) -> tuple[int | None, Any]:
+    """How many messages / input items the request has, and the last one."""
     items = kwargs.get("messages")
     if items is None:
         items = kwargs.get("input")
         if items is None:
             items = kwargs.get("prompt")
-    count: int | None = None
-    last = None
     if isinstance(items, (list, tuple)):
-        count = len(items)
-        last = items[-1] if items else None
-    elif isinstance(items, str):
-        count, last = 1, items
-    headers = kwargs.get("extra_headers")
-    raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
-    call.request = _Request(kwargs, count, last, raw)
-    if kwargs.get("stream") is True:
-        call.stream = True
-        call.acc = _StreamState(chat=call.method.operation == "chat_completion")
-        call.fold = _FOLDS[call.method.operation]
-        if raw is None and call.method.operation in ("chat_completion", "completion"):
-            _ask_for_usage(call, instance, kwargs)
+        return len(items), (items[-1] if items else None)
+    if isinstance(items, str):
+        return 1, items
+    return None, None
 
 
-def _ask_for_usage(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
-    """On OpenAI's own API, request the usage chunk and hide it from the caller.
+def start_stream(call: Call, kwargs: dict[str, Any]) -> bool:
+    """Set up folding for a streamed call; True when tracking may ask for its usage chunk.
 
-    Other hosts (Azure, vLLM, proxies) may reject unknown options: never touch theirs.
+    Only chat and completion streams report usage in a chunk of their own, and only a
+    caller who said nothing about it leaves the choice to us.
+    """
+    if kwargs.get("stream") is not True:
+        return False
+    operation = call.method.operation
+    call.stream = True
+    call.acc = _StreamState(chat=operation == "chat_completion")
+    call.fold = _FOLDS[operation]
+    options = kwargs.get("stream_options")
+    decided = isinstance(options, Mapping) and "include_usage" in options
+    return operation in ("chat_completion", "completion") and not decided
+
+
+def ask_for_usage(call: Call, kwargs: dict[str, Any]) -> None:
+    """Request the usage chunk (OpenAI's own API only) and hide it from the caller.
+
+    Other hosts (Azure, vLLM, proxies) may reject unknown options: callers check the host.
     """
     options = kwargs.get("stream_options")
-    if isinstance(options, Mapping):
-        if "include_usage" in options:
-            return
-        options = dict(options)
-    else:
-        options = {}
-    if _host(instance) != _OPENAI_HOST:
-        return
+    options = dict(options) if isinstance(options, Mapping) else {}
     options["include_usage"] = True
     kwargs["stream_options"] = options
     call.acc.hide_usage = True
+
+
+_stream_options_support: dict[tuple[type, str], bool] = {}
+
+
+def _takes_stream_options(cls: type, name: str) -> bool:
+    """Whether `cls.name` accepts `stream_options` (openai >= 1.26): an older SDK would
+    raise TypeError on the caller's call if we added it."""
+    key = (cls, name)
+    known = _stream_options_support.get(key)
+    if known is None:
+        try:
+            known = "stream_options" in inspect.signature(getattr(cls, name)).parameters
+        except Exception:
+            known = False  # cannot tell: leave the request alone
+        _stream_options_support[key] = known
+    return known
 
 
 def _host(instance: Any) -> str | None:
@@ -175,96 +213,60 @@ def _on_result(call: Call, result: Any) -> Any:
         call.response = result
         return _streams.TrackedAsyncStream(result, call)
     if call.request.raw is not None and hasattr(result, "http_response"):
-        return _raw_response(call, result)
+        return raw_response(call, result, _track_stream)
     call.finish(response=result)
     return result
 
 
-def _raw_response(call: Call, raw: Any) -> Any:
-    """`.with_raw_response` / `.with_streaming_response`: observe what the caller parses."""
-    call.response = raw
-    if not call.stream and call.request.raw != "stream":
-        # Raw, non-streamed: the body is already read; the event reads it off the path.
-        call.finish(response=raw)
-        return raw
-    proxy_class = _AsyncRawResponse if _is_coroutine_function(type(raw).parse) else _RawResponse
-    proxy = proxy_class(raw, call)
-    _streams.watch(proxy, call)
-    return proxy
-
-
-def _is_coroutine_function(func: Any) -> bool:
-    return inspect.iscoroutinefunction(func)
-
-
-class _RawResponse(_streams.ObjectProxy):
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_stream: Any = None
-
-    def _self_parsed(self, result: Any) -> Any:
-        Stream, AsyncStream = _sdk_streams()
-        if isinstance(result, (Stream, AsyncStream)):
-            if self._self_stream is None or self._self_stream.__wrapped__ is not result:
-                self._self_stream = _streams.track_stream(
-                    result, self._self_call, isinstance(result, AsyncStream)
-                )
-            return self._self_stream
-        self._self_call.finish(response=result)
-        return result
-
-    def parse(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_parsed(self.__wrapped__.parse(*args, **kwargs))
-
-    def close(self) -> Any:
-        try:
-            return self.__wrapped__.close()
-        finally:
-            self._self_call.finish()
-
-
-class _AsyncRawResponse(_RawResponse):
-    async def parse(self, *args: Any, **kwargs: Any) -> Any:
-        return self._self_parsed(await self.__wrapped__.parse(*args, **kwargs))
-
-    async def close(self) -> Any:
-        try:
-            return await self.__wrapped__.close()
-        finally:
-            self._self_call.finish()
+def _track_stream(call: Call, stream: Any) -> Any:
+    call.response = stream
+    return _streams.track_stream(stream, call)
 
 
 # -- event properties (off the call path) ---------------------------------------
 
 
 def _properties(call: Call) -> dict[str, Any]:
-    request: _Request = call.request
+    props = request_properties(call)
+    client = getattr(call.instance, "_client", None)
+    props["server_host"] = host = _host(call.instance)
+    if _is_azure(client, host):
+        props["provider"] = AZURE_PROVIDER
+        props["deployment"] = _deployment(call, client)
+    props["request_id"] = _request_id(call)
+    if call.error is not None:
+        return props
+    response_properties(call, props)
+    return props
+
+
+def request_properties(call: Call) -> dict[str, Any]:
+    """What the request says: the requested model, charted parameters, message counts."""
+    request: Request = call.request
     kwargs = request.kwargs
     props: dict[str, Any] = {"model": as_str(kwargs.get("model"))}
-    client = getattr(call.instance, "_client", None)
-    props["server_host"] = _host(call.instance)
-    if _is_azure(client, props["server_host"]):
-        props["provider"] = "azure_openai"
-    for name in _PARAM_NAMES.intersection(kwargs):
-        value = kwargs[name]
-        if is_scalar(value):
-            props.setdefault(_PARAMS[name], value)
-    operation = call.method.operation
-    if operation == "embedding":
+    # `extra_body` is merged over the keyword arguments into the request body: it wins, and
+    # is how callers of an older SDK send parameters their version has no argument for.
+    extra_body = kwargs.get("extra_body")
+    for fields in (extra_body, kwargs) if isinstance(extra_body, Mapping) else (kwargs,):
+        for name in _PARAM_NAMES.intersection(fields):
+            value = fields[name]
+            if is_scalar(value):
+                props.setdefault(_PARAMS[name], value)
+    if call.method.operation == "embedding":
         props["input_count"] = request.count
     else:
         props["message_count"] = request.count
         props["last_message_role"] = _role(request.last)
-    props["request_id"] = _request_id(call)
-    if call.error is not None:
-        props["http_status"] = as_int(getattr(call.error, "status_code", None))
-        props["request_id"] = props["request_id"] or as_str(getattr(call.error, "request_id", None))
-        return props
-    body = _stream_body(call.acc, operation) if call.stream else _body(call.response)
-    if body is not None:
-        _read_body(body, operation, props)
     return props
+
+
+def response_properties(call: Call, props: dict[str, Any]) -> None:
+    """What a successful call's response (or its folded stream) says."""
+    operation = call.method.operation
+    found = _stream_body(call.acc, operation) if call.stream else body(call.response)
+    if found is not None:
+        _read_body(found, operation, props)
 
 
 def _role(last: Any) -> str | None:
@@ -273,34 +275,55 @@ def _role(last: Any) -> str | None:
     return as_str(get(last, "role"))
 
 
+AZURE_PROVIDER = "azure_openai"
+AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com")
+_AZURE_CLIENTS = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
+# Endpoints the Azure client routes through `/deployments/<name>/`; the others (the
+# Responses API) name the deployment in the request's `model`.
+_DEPLOYMENT_OPERATIONS = frozenset({"chat_completion", "completion", "embedding"})
+_DEPLOYMENT_SEGMENT = re.compile(r"/deployments/([^/]+)")
+
+
 def _is_azure(client: Any, host: str | None) -> bool:
-    if client is not None and type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI"):
+    if client is not None and any(cls.__name__ in _AZURE_CLIENTS for cls in type(client).__mro__):
         return True
-    return bool(host) and str(host).endswith((".openai.azure.com", ".cognitiveservices.azure.com"))
+    return is_azure_host(host)
 
 
-def _body(response: Any) -> Any:
-    """The response as an SDK object, or as decoded JSON for a raw response."""
-    http = getattr(response, "http_response", None)
-    if http is None:
-        return response
-    try:
-        return json.loads(http.content)
-    except Exception:
-        return None  # body not read by the caller, or not JSON
+def is_azure_host(host: str | None) -> bool:
+    return bool(host) and str(host).endswith(AZURE_HOST_SUFFIXES)
+
+
+def _deployment(call: Call, client: Any) -> str | None:
+    """The Azure deployment the request went to, as the SDK routes it: the client's base
+    URL names it, else the Azure client puts the `model` argument in the URL."""
+    if call.method.operation in _DEPLOYMENT_OPERATIONS:
+        try:
+            match = _DEPLOYMENT_SEGMENT.search(str(client.base_url.path))
+        except Exception:
+            match = None
+        if match:
+            return unquote(match.group(1))
+    return as_str(call.request.kwargs.get("model"))
 
 
 def _request_id(call: Call) -> str | None:
-    response = call.response
-    rid = as_str(getattr(response, "_request_id", None)) or as_str(getattr(response, "request_id", None))
-    if rid:
-        return rid
-    http = getattr(response, "http_response", None) or getattr(response, "response", None)
-    headers = getattr(http, "headers", None)
-    try:
-        return as_str(headers.get("x-request-id")) if headers is not None else None
-    except Exception:
-        return None
+    for outcome in (call.response, call.error):
+        if outcome is None:
+            continue
+        # Parsed models carry `_request_id` since openai 1.46, errors `request_id` since 1.2x;
+        # before, only the HTTP response's headers have it.
+        rid = as_str(getattr(outcome, "_request_id", None)) or as_str(getattr(outcome, "request_id", None))
+        if rid:
+            return rid
+        headers = getattr(http_response(outcome), "headers", None)
+        try:
+            rid = as_str(headers.get("x-request-id")) if headers is not None else None
+        except Exception:
+            rid = None
+        if rid:
+            return rid
+    return None
 
 
 def _read_body(body: Any, operation: str, props: dict[str, Any]) -> None:
@@ -366,15 +389,22 @@ class _StreamState:
 
 
 # The folds run on the caller's path once per chunk: plain attribute reads of the SDK's
-# parsed chunk (whose optional fields default to None), nothing more. A chunk of another
-# shape raises, which only stops folding for that stream (see `_streams`).
+# parsed chunk, nothing more. Some fields may be missing: `usage` (chunk models before
+# openai 1.26 have none) and the delta's `content` / `tool_calls` (the pre-1.0 SDK's
+# chunks are dicts holding only the keys the server sent); a try costs nothing where they
+# exist, unlike getattr() with a default. A chunk of another shape raises, which only
+# stops folding for that stream (see `_streams`).
 
 
 def _fold_choices(acc: _StreamState, chunk: Any) -> bool:
     """Chat and legacy completion chunks: `choices[].delta.content` or `choices[].text`."""
-    if acc.model is None:
-        acc.model = chunk.model
-    usage = chunk.usage
+    if not acc.model:
+        # Not `is None`: Azure opens with a content-filter chunk whose model is "".
+        acc.model = getattr(chunk, "model", None)
+    try:
+        usage = chunk.usage
+    except AttributeError:
+        usage = None
     if usage is not None:
         acc.usage = usage
     choices = chunk.choices
@@ -383,10 +413,14 @@ def _fold_choices(acc: _StreamState, chunk: Any) -> bool:
     for choice in choices:
         if acc.chat:
             delta = choice.delta
-            if delta.tool_calls:
-                for tool_call in delta.tool_calls:
-                    acc.tool_calls.add((choice.index, tool_call.index))
-            text = delta.content
+            try:
+                tool_calls, text = delta.tool_calls, delta.content
+            except AttributeError:
+                tool_calls, text = getattr(delta, "tool_calls", None), getattr(delta, "content", None)
+            if tool_calls:
+                for tool_call in tool_calls:
+                    # A dict where the SDK's chunk model predates tool calls (openai 1.0).
+                    acc.tool_calls.add((choice.index, get(tool_call, "index")))
         else:
             text = choice.text
         if choice.index:
@@ -446,22 +480,18 @@ def _secrets(call: Call) -> Iterable[str]:
     client = getattr(call.instance, "_client", None)
     if client is None:
         return []
-    values = [
-        getattr(client, name, None) for name in ("api_key", "organization", "project", "webhook_secret")
-    ]
-    values.append(getattr(client, "_azure_ad_token", None))
-    for headers in (getattr(client, "_custom_headers", None), (call.request.kwargs.get("extra_headers"))):
-        if isinstance(headers, Mapping):
-            values.extend(v for k, v in headers.items() if _is_credential_header(str(k)))
+    names = ("api_key", "admin_api_key", "organization", "project", "webhook_secret", "_azure_ad_token")
+    values = [getattr(client, name, None) for name in names]
+    for headers in (
+        getattr(client, "_custom_headers", None),
+        call.request.kwargs.get("extra_headers"),
+        sent_headers(call),
+    ):
+        values.extend(credential_header_values(headers))
     return [v for v in values if isinstance(v, str)]
 
 
-def _is_credential_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in ("auth", "key", "token", "secret", "cookie"))
-
-
-def _user_id(call: Call) -> str | None:
+def user_id(call: Call) -> str | None:
     kwargs = call.request.kwargs
     return as_str(kwargs.get("user")) or as_str(kwargs.get("safety_identifier"))
 
@@ -473,5 +503,5 @@ PROVIDER = Provider(
     on_result=_on_result,
     properties=_properties,
     secrets=_secrets,
-    user_id=_user_id,
+    user_id=user_id,
 )

@@ -1,0 +1,58 @@
+"""The supported SDK lines, one session each: `nox` runs them all, `nox -s openai-0.28` one.
+
+Each session installs the package (a built wheel, not the source tree) with one SDK version
+into a fresh virtual environment and runs that provider's tests against the loopback stubs.
+The ranges these sessions cover are declared in `amplitude/ai/_providers/__init__.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+TEST_DEPS = ("pytest>=7.4", "pytest-asyncio>=0.23", "pyyaml>=6")
+
+# What depends on the SDK version; the rest of the suite runs once, in the dev environment.
+V1_TESTS = (
+    "tests/test_openai_chat.py",
+    "tests/test_openai_endpoints.py",
+    "tests/test_openai_azure.py",
+    "tests/test_openai_compatible.py",
+    "tests/test_openai_versions.py",
+    "tests/test_tracking_api.py",
+    "tests/test_cassettes.py",
+)
+LEGACY_TESTS = ("tests/test_openai_legacy.py", "tests/test_openai_versions.py")
+
+# session -> (requirements, test modules). "1.x" / "2.x" / "3.x" resolve to the newest
+# release of their line, so a new release is tested as soon as it is out. numpy: the
+# pre-1.0 SDK needs it to decode embeddings in its default (base64) format.
+LINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "openai-0.27": (("openai==0.27.0", "numpy"), LEGACY_TESTS),
+    "openai-0.28": (("openai==0.28.1", "numpy"), LEGACY_TESTS),
+    # openai < 1.55 passes httpx the `proxies` argument that httpx 0.28 removed.
+    "openai-1.0": (("openai==1.0.0", "httpx<0.28"), V1_TESTS),
+    "openai-1.x": (("openai>=1,<2",), V1_TESTS),
+    "openai-2.x": (("openai>=2,<3",), V1_TESTS),
+    "openai-3.x": (("openai>=3,<4",), V1_TESTS),
+}
+
+
+def _session(requirements: tuple[str, ...], tests: tuple[str, ...]) -> Callable[[nox.Session], None]:
+    def run(session: nox.Session) -> None:
+        session.install(".", *requirements, *TEST_DEPS)
+        session.run(
+            "python", "-c", "import openai, sys; print('openai', openai.version.VERSION, sys.version)"
+        )
+        session.run("python", "-m", "pytest", "-q", "-rs", *tests, *session.posargs)
+
+    return run
+
+
+for _name, (_requirements, _tests) in LINES.items():
+    nox.session(python=PYTHON, name=_name)(_session(_requirements, _tests))

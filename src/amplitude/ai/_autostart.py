@@ -1,0 +1,98 @@
+"""Tracking from settings (environment or `configure()`): the client we create and own."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+from _amplitude_ai.settings import Settings
+
+from . import _hook, _instrument
+from ._log import logger
+
+_owned: Any = None
+"""The client made from settings, if any: ours to flush and shut down."""
+
+
+def apply(settings: Settings) -> None:
+    """Process-wide options that also apply to `track(client)` users."""
+    from ._dispatch import dispatcher
+
+    if settings.debug:
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+    if settings.providers is not None or settings.disabled_providers is not None:
+        _instrument.allow_providers(settings.enabled_providers())
+    if settings.shutdown_timeout_ms is not None:
+        dispatcher.shutdown_timeout = settings.shutdown_timeout_ms / 1000.0
+
+
+def make_client(settings: Settings) -> Any:
+    if settings.dry_run:
+        from ._sinks import DryRunClient
+
+        return DryRunClient()
+    from amplitude.client import Amplitude
+    from amplitude.config import Config
+
+    config: dict[str, Any] = {}
+    if settings.server_url:
+        config["server_url"] = settings.server_url
+    if settings.server_zone:
+        config["server_zone"] = settings.server_zone
+    if settings.flush_interval_ms:
+        config["flush_interval_millis"] = settings.flush_interval_ms
+    if settings.flush_queue_size:
+        config["flush_queue_size"] = settings.flush_queue_size
+    return Amplitude(settings.api_key, Config(**config))
+
+
+def start_from_settings(settings: Settings) -> Any:
+    """Create the client, start tracking with it; returns the import hook (for the bootstrap)."""
+    import amplitude.ai
+
+    apply(settings)
+    if settings.enabled is False:
+        amplitude.ai.untrack()
+        return _hook.install()
+    client = make_client(settings)
+    amplitude.ai.track(client, user_id=settings.user_id, device_id=settings.device_id)
+    _own(client)
+    logger.debug("tracking started from settings %r", settings)
+    return _hook.install()
+
+
+def _own(client: Any) -> None:
+    global _owned
+    from ._dispatch import dispatcher
+
+    if _owned is None:
+        dispatcher.after_exit_drain.append(_shut_down_owned)
+    _owned = client
+
+
+def _shut_down_owned(seconds_left: float) -> None:
+    """Flush our own client at exit, waiting at most the shutdown timeout's remainder.
+
+    amplitude-analytics shuts clients down from its own exit hook and waits on any
+    upload in flight for its full connection timeout (10 s). Its last uploads start
+    here instead, with that timeout cut to what is left of ours, and our exit hook
+    runs first; a client the user made and passed to `track()` is left to the user.
+    """
+    client = _owned
+    if client is None or not hasattr(client, "shutdown"):
+        return
+    try:
+        from amplitude import constants  # type: ignore[attr-defined]
+
+        constants.CONNECTION_TIMEOUT = max(0.1, min(constants.CONNECTION_TIMEOUT, seconds_left))
+    except Exception:
+        pass
+    closer = threading.Thread(target=client.shutdown, name="amplitude-ai-shutdown", daemon=True)
+    closer.start()
+    closer.join(seconds_left)
