@@ -28,31 +28,36 @@ V1_TESTS = (
     "tests/test_cassettes.py",
 )
 LEGACY_TESTS = ("tests/test_openai_legacy.py", "tests/test_openai_versions.py")
+ANTHROPIC_TESTS = ("tests/test_anthropic.py",)
 
-# session -> (requirements, test modules). "1.x" / "2.x" / "3.x" resolve to the newest
+# session -> (SDK, requirements, test modules). "1.x" / "2.x" / "3.x" resolve to the newest
 # release of their line, so a new release is tested as soon as it is out. numpy: the
 # pre-1.0 SDK needs it to decode embeddings in its default (base64) format.
-LINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "openai-0.27": (("openai==0.27.0", "numpy"), LEGACY_TESTS),
-    "openai-0.28": (("openai==0.28.1", "numpy"), LEGACY_TESTS),
+LINES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "openai-0.27": ("openai", ("openai==0.27.0", "numpy"), LEGACY_TESTS),
+    "openai-0.28": ("openai", ("openai==0.28.1", "numpy"), LEGACY_TESTS),
     # openai < 1.55 passes httpx the `proxies` argument that httpx 0.28 removed.
-    "openai-1.0": (("openai==1.0.0", "httpx<0.28"), V1_TESTS),
-    "openai-1.x": (("openai>=1,<2",), V1_TESTS),
-    "openai-2.x": (("openai>=2,<3",), V1_TESTS),
-    "openai-3.x": (("openai>=3,<4",), V1_TESTS),
+    "openai-1.0": ("openai", ("openai==1.0.0", "httpx<0.28"), V1_TESTS),
+    "openai-1.x": ("openai", ("openai>=1,<2",), V1_TESTS),
+    "openai-2.x": ("openai", ("openai>=2,<3",), V1_TESTS),
+    "openai-3.x": ("openai", ("openai>=3,<4",), V1_TESTS),
+    # anthropic < 0.40 has the same httpx 0.28 incompatibility.
+    "anthropic-0.16": ("anthropic", ("anthropic==0.16.0", "httpx<0.28"), ANTHROPIC_TESTS),
+    "anthropic-2.x": ("anthropic", ("anthropic>=2,<3",), ANTHROPIC_TESTS),
 }
 
 
-def _session(requirements: tuple[str, ...], tests: tuple[str, ...]) -> Callable[[nox.Session], None]:
+def _session(
+    sdk: str, requirements: tuple[str, ...], tests: tuple[str, ...]
+) -> Callable[[nox.Session], None]:
     def run(session: nox.Session) -> None:
         session.install(".", *requirements, *TEST_DEPS)
-        session.run(
-            "python", "-c", "import openai, sys; print('openai', openai.version.VERSION, sys.version)"
-        )
+        show = f"import importlib.metadata as m, sys; print({sdk!r}, m.version({sdk!r}), sys.version)"
+        session.run("python", "-c", show)
         session.run("python", "-m", "pytest", "-q", "-rs", *tests, *session.posargs)
 
     return run
 
 
-for _name, (_requirements, _tests) in LINES.items():
-    nox.session(python=PYTHON, name=_name)(_session(_requirements, _tests))
+for _name, (_sdk, _requirements, _tests) in LINES.items():
+    nox.session(python=PYTHON, name=_name)(_session(_sdk, _requirements, _tests))

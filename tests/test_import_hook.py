@@ -1040,3 +1040,34 @@ def test_callbacks_run_once_next_to_wrapts_post_import_hooks(tmp_path: Path, our
     """
     result, _ = run_script(tmp_path, body, str(tmp_path), str(ours_first))
     assert result == {"ours": 1, "theirs": 1}
+
+
+def test_a_class_that_copied_our_bound_wrapper_is_not_wrapped_again() -> None:
+    """Regression: SDK client variants (anthropic's Vertex/Bedrock) copy methods from
+    patched classes through attribute access, which yields wrapt's bound wrapper; that
+    was not recognised as ours, so the copy got a second wrapper and calls were
+    tracked twice."""
+    from amplitude.ai._patching import patch
+    from amplitude.ai._providers.openai import PROVIDER
+
+    method = PROVIDER.methods[0]
+
+    class Base:
+        def create(self) -> str:
+            return "created"
+
+    try:
+        assert patch(PROVIDER, replace_name(method, Base), Base)
+        copied = Base.create  # the bound wrapper, as a copying class gets it
+        copy = type("Copy", (), {"create": copied})
+        assert not patch(PROVIDER, replace_name(method, copy), copy)
+        assert copy.__dict__["create"] is copied, "not wrapped a second time"
+    finally:
+        amplitude.ai.uninstrument()  # removes every patch of ours, these included
+        amplitude.ai.instrument()
+
+
+def replace_name(method: Any, cls: type) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(method, cls=cls.__name__, name="create")

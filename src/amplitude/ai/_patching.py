@@ -52,6 +52,11 @@ def _ours_in_chain(obj: Any) -> TrackingWrapper | None:
     for _ in range(_MAX_CHAIN):
         if type(obj) is TrackingWrapper:
             return obj
+        # A class that copied our wrapper through attribute access holds a *bound*
+        # wrapper (wrapt's BoundFunctionWrapper), whose parent is ours.
+        parent = getattr(obj, "_self_parent", None)
+        if type(parent) is TrackingWrapper:
+            return parent
         try:
             obj = obj.__wrapped__
         except AttributeError:
