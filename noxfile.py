@@ -7,6 +7,8 @@ The ranges these sessions cover are declared in `amplitude/ai/_providers/__init_
 
 from __future__ import annotations
 
+import glob
+import os
 from typing import Callable
 
 import nox
@@ -29,6 +31,17 @@ V1_TESTS = (
 )
 LEGACY_TESTS = ("tests/test_openai_legacy.py", "tests/test_openai_versions.py")
 ANTHROPIC_TESTS = ("tests/test_anthropic.py",)
+# The oldest Python we support, with the newest SDKs it can run: the code paths that do not depend
+# on an SDK version (tracking API, manual API, configuration, process lifecycle).
+OLDEST_PYTHON = "3.9"
+OLDEST_PYTHON_TESTS = (
+    "tests/test_openai_chat.py",
+    "tests/test_tracking_api.py",
+    "tests/test_manual.py",
+    "tests/test_configure.py",
+    "tests/test_lifecycle.py",
+    "tests/test_anthropic.py",
+)
 
 # session -> (SDK, requirements, test modules). "1.x" / "2.x" / "3.x" resolve to the newest
 # release of their line, so a new release is tested as soon as it is out. numpy: the
@@ -61,3 +74,15 @@ def _session(
 
 for _name, (_sdk, _requirements, _tests) in LINES.items():
     nox.session(python=PYTHON, name=_name)(_session(_sdk, _requirements, _tests))
+
+
+def _interpreter(version: str) -> str:
+    """`pythonX.Y` from PATH, or from pyenv's versions when its shim is not activated."""
+    pattern = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")
+    found = sorted(glob.glob(pattern))
+    return found[-1] if found else version
+
+
+nox.session(python=_interpreter(OLDEST_PYTHON), name=f"python-{OLDEST_PYTHON}")(
+    _session("openai", ("openai", "anthropic"), OLDEST_PYTHON_TESTS)
+)
