@@ -31,6 +31,9 @@ V1_TESTS = (
 )
 LEGACY_TESTS = ("tests/test_openai_legacy.py", "tests/test_openai_versions.py")
 ANTHROPIC_TESTS = ("tests/test_anthropic.py",)
+GEMINI_TESTS = ("tests/test_gemini.py",)
+COHERE_TESTS = ("tests/test_cohere.py",)
+MISTRAL_TESTS = ("tests/test_mistral.py",)
 # The oldest Python we support, with the newest SDKs it can run: the code paths that do not depend
 # on an SDK version (tracking API, manual API, configuration, process lifecycle).
 OLDEST_PYTHON = "3.9"
@@ -57,6 +60,13 @@ LINES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     # anthropic < 0.40 has the same httpx 0.28 incompatibility.
     "anthropic-0.16": ("anthropic", ("anthropic==0.16.0", "httpx<0.28"), ANTHROPIC_TESTS),
     "anthropic-2.x": ("anthropic", ("anthropic>=2,<3",), ANTHROPIC_TESTS),
+    "gemini-1.0": ("google-genai", ("google-genai==1.0.0",), GEMINI_TESTS),
+    "gemini-3.x": ("google-genai", ("google-genai>=3,<4",), GEMINI_TESTS),
+    # cohere < 5.16 raises from its own v2 stream generator when it is closed early.
+    "cohere-5.16": ("cohere", ("cohere==5.16.0",), COHERE_TESTS),
+    "cohere-7.x": ("cohere", ("cohere>=7,<8",), COHERE_TESTS),
+    "mistral-1.2": ("mistralai", ("mistralai==1.2.0",), MISTRAL_TESTS),
+    "mistral-3.x": ("mistralai", ("mistralai>=3,<4",), MISTRAL_TESTS),
 }
 
 

@@ -20,6 +20,9 @@ PREFIX = "AMPLITUDE_AI_"
 PROVIDER_SDKS: dict[str, tuple[str, ...]] = {
     "openai": ("openai",),
     "anthropic": ("anthropic",),
+    "gemini": ("google.genai",),
+    "cohere": ("cohere",),
+    "mistral": ("mistralai",),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -52,4 +52,28 @@ BUILTIN: tuple[Entry, ...] = (
         handles=">=0.8",
         supported=">=0.16,<3",
     ),
+    Entry(
+        name="gemini",
+        sdk="google.genai",
+        distribution="google-genai",
+        module="amplitude.ai._providers.gemini",
+        handles=">=1.0",
+        supported=">=1.0,<4",
+    ),
+    Entry(
+        name="cohere",
+        sdk="cohere",
+        distribution="cohere",
+        module="amplitude.ai._providers.cohere",
+        handles=">=5",
+        supported=">=5.16,<8",
+    ),
+    Entry(
+        name="mistral",
+        sdk="mistralai",
+        distribution="mistralai",
+        module="amplitude.ai._providers.mistral",
+        handles=">=1",
+        supported=">=1.2,<4",
+    ),
 )
