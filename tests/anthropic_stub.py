@@ -19,13 +19,12 @@ Overrides queue with `enqueue` (``loopback.Reply``; build bodies with `error_rep
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from loopback import STUB_PIECES, STUB_TEXT, Recorded, Reply, _Handler, _LoopbackServer, format_sse
+from loopback import STUB_PIECES, STUB_TEXT, ProviderStub, Recorded, Reply, format_sse
 
 __all__ = [
     "ALL_INPUT_TOKENS",
@@ -176,47 +175,24 @@ def message_events(request: dict[str, Any], model: str = "claude-haiku-4-5" + MO
     return [format_sse({"type": kind, **data}, event=kind) for kind, data in events]
 
 
-class AnthropicStub(_LoopbackServer):
+class AnthropicStub(ProviderStub):
     """Anthropic-compatible server: realistic default answers plus a FIFO of overrides."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._requests: list[Recorded] = []
 
     @property
     def base_url(self) -> str:
         """Value for ``anthropic.Anthropic(base_url=...)`` (the SDK adds ``/v1/...``)."""
         return self.url
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._cond:
-            return list(self._requests)
+    def _default_reply(self, request: Recorded) -> Reply:
+        return _default_reply(request)
 
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies for the next requests (FIFO); defaults resume once drained. A
-        reply without a body alters the default answer (``Reply(truncate_after=3)``...)."""
-        for reply in replies:
-            self._push_reply(reply)
+    def _error_reply(self, status: int) -> Reply:
+        return error_reply(
+            status, f"Stub error {status}", "api_error" if status >= 500 else "invalid_request_error"
+        )
 
-    def _handle(self, handler: _Handler) -> None:
-        request = self._read_request(handler)
-        with self._cond:
-            self._requests.append(request)
-        reply = _answer(self._pop_reply(), request)
-        self._respond(handler, reply, {"request-id": "req_" + uuid.uuid4().hex[:24]})
-
-
-def _answer(queued: Reply | None, request: Recorded) -> Reply:
-    if queued is not None and queued.has_body:
-        return queued
-    default = _default_reply(request)
-    if queued is None:
-        return default
-    headers = {**default.headers, **queued.headers}
-    return dataclasses.replace(
-        queued, status=default.status, json=default.json, sse=default.sse, headers=headers
-    )
+    def _response_headers(self) -> dict[str, str]:
+        return {"request-id": "req_" + uuid.uuid4().hex[:24]}
 
 
 def _default_reply(request: Recorded) -> Reply:

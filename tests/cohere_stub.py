@@ -17,7 +17,6 @@ build bodies with `error_reply`, `v2_events` and `v1_lines`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from typing import Any
@@ -26,11 +25,10 @@ from urllib.parse import urlsplit
 from loopback import (
     STUB_PIECES,
     STUB_TEXT,
+    ProviderStub,
     Recorded,
     Reply,
     _function_tool,
-    _Handler,
-    _LoopbackServer,
     format_sse,
 )
 
@@ -205,47 +203,22 @@ def _v1_embed(request: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class CohereStub(_LoopbackServer):
+class CohereStub(ProviderStub):
     """Cohere-compatible server: realistic default answers plus a FIFO of overrides."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._requests: list[Recorded] = []
 
     @property
     def base_url(self) -> str:
         """Value for ``cohere.ClientV2(base_url=...)`` (the SDK adds ``v2/chat``...)."""
         return str(self.url)
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._cond:
-            return list(self._requests)
+    def _default_reply(self, request: Recorded) -> Reply:
+        return _default_reply(request)
 
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies for the next requests (FIFO); defaults resume once drained. A
-        reply without a body alters the default answer (``Reply(truncate_after=3)``...)."""
-        for reply in replies:
-            self._push_reply(reply)
+    def _error_reply(self, status: int) -> Reply:
+        return error_reply(status, f"Stub error {status}")
 
-    def _handle(self, handler: _Handler) -> None:
-        request = self._read_request(handler)
-        with self._cond:
-            self._requests.append(request)
-        reply = _answer(self._pop_reply(), request)
-        self._respond(handler, reply, {"x-request-id": "req-" + uuid.uuid4().hex[:16]})
-
-
-def _answer(queued: Reply | None, request: Recorded) -> Reply:
-    if queued is not None and queued.has_body:
-        return queued
-    default = _default_reply(request)
-    if queued is None:
-        return default
-    headers = {**default.headers, **queued.headers}
-    return dataclasses.replace(
-        queued, status=default.status, json=default.json, sse=default.sse, headers=headers
-    )
+    def _response_headers(self) -> dict[str, str]:
+        return {"x-request-id": "req-" + uuid.uuid4().hex[:16]}
 
 
 def _default_reply(request: Recorded) -> Reply:

@@ -19,13 +19,12 @@ Overrides queue with `enqueue` (``loopback.Reply``; build bodies with `error_rep
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from loopback import STUB_PIECES, STUB_TEXT, Recorded, Reply, _Handler, _LoopbackServer, format_sse
+from loopback import STUB_PIECES, STUB_TEXT, ProviderStub, Recorded, Reply, format_sse
 
 __all__ = [
     "CACHED_TOKENS",
@@ -159,43 +158,19 @@ def _embeddings(count: int) -> list[dict[str, Any]]:
     return [{"values": list(EMBEDDING_VECTOR)} for _ in range(count)]
 
 
-class GeminiStub(_LoopbackServer):
+class GeminiStub(ProviderStub):
     """Gemini-API-compatible server: realistic default answers plus a FIFO of overrides."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._requests: list[Recorded] = []
 
     @property
     def base_url(self) -> str:
         """Value for ``http_options={"base_url": ...}`` (the SDK adds ``/<api version>/...``)."""
         return self.url
 
-    @property
-    def requests(self) -> list[Recorded]:
-        with self._cond:
-            return list(self._requests)
+    def _default_reply(self, request: Recorded) -> Reply:
+        return _default_reply(request)
 
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies for the next requests (FIFO); defaults resume once drained. A
-        reply without a body alters the default answer (``Reply(truncate_after=2)``...)."""
-        for reply in replies:
-            self._push_reply(reply)
-
-    def _handle(self, handler: _Handler) -> None:
-        request = self._read_request(handler)
-        with self._cond:
-            self._requests.append(request)
-        queued = self._pop_reply()
-        if queued is None or not queued.has_body:
-            default = _default_reply(request)
-            if queued is not None:
-                headers = {**default.headers, **queued.headers}
-                default = dataclasses.replace(
-                    queued, status=default.status, json=default.json, sse=default.sse, headers=headers
-                )
-            queued = default
-        self._respond(handler, queued, {})
+    def _error_reply(self, status: int) -> Reply:
+        return error_reply(status, f"Stub error {status}")
 
 
 def _default_reply(request: Recorded) -> Reply:

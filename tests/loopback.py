@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "AmplitudeCapture",
     "OpenAIStub",
+    "ProviderStub",
     "Recorded",
     "Reply",
     "SSE_DONE",
@@ -323,7 +324,70 @@ def _read_body(handler: _Handler, headers: dict[str, str]) -> bytes:
 # ----------------------------------------------------------------------------------------
 
 
-class OpenAIStub(_LoopbackServer):
+class ProviderStub(_LoopbackServer):
+    """A provider's HTTP API: every request recorded, answered from a FIFO of overrides
+    (:meth:`enqueue`) or else the route's default answer (:meth:`_default_reply`).
+
+    A queued reply without a body alters the default answer instead of replacing it
+    (``Reply(delay=1)``, ``Reply(truncate_after=3)``); a 2xx one keeps a failing route's
+    own status, and a non-2xx one gets the provider's error body (:meth:`_error_reply`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._requests: list[Recorded] = []
+
+    @property
+    def base_url(self) -> str:
+        """The value for the SDK's base URL option."""
+        return self.url
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """Snapshot of every request received so far, oldest first."""
+        with self._cond:
+            return list(self._requests)
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Queue replies for the next requests (FIFO); defaults resume once drained."""
+        for reply in replies:
+            self._push_reply(reply)
+
+    def _default_reply(self, request: Recorded) -> Reply:
+        raise NotImplementedError
+
+    def _error_reply(self, status: int) -> Reply:
+        """The provider's error answer for a queued bodyless non-2xx reply."""
+        return Reply.error(status, f"Stub error {status}")
+
+    def _response_headers(self) -> dict[str, str]:
+        """Headers every answer carries (e.g. the provider's request id)."""
+        return {}
+
+    def _handle(self, handler: _Handler) -> None:
+        request = self._read_request(handler)
+        with self._cond:
+            self._requests.append(request)
+        self._respond(handler, self._answer(self._pop_reply(), request), self._response_headers())
+
+    def _answer(self, queued: Reply | None, request: Recorded) -> Reply:
+        if queued is not None and queued.has_body:
+            return queued
+        if queued is not None and not 200 <= queued.status < 300:
+            error = self._error_reply(queued.status)
+            return dataclasses.replace(queued, json=error.json, sse=error.sse, raw=error.raw)
+        default = self._default_reply(request)
+        if queued is None:
+            return default
+        # A failing route (404, 400) keeps its own status rather than a 2xx lie.
+        status = queued.status if default.status < 300 else default.status
+        headers = {**default.headers, **queued.headers}
+        return dataclasses.replace(
+            queued, status=status, json=default.json, sse=default.sse, raw=default.raw, headers=headers
+        )
+
+
+class OpenAIStub(ProviderStub):
     """OpenAI-compatible server: realistic default answers plus a FIFO of overrides.
 
     Routes (POST, with or without the ``/v1`` prefix): ``/chat/completions``,
@@ -333,30 +397,10 @@ class OpenAIStub(_LoopbackServer):
     in :attr:`requests`.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._requests: list[Recorded] = []
-
     @property
     def base_url(self) -> str:
         """Value for ``openai.OpenAI(base_url=...)``."""
         return f"{self.url}/v1"
-
-    @property
-    def requests(self) -> list[Recorded]:
-        """Snapshot of every request received so far, oldest first."""
-        with self._cond:
-            return list(self._requests)
-
-    def enqueue(self, *replies: Reply) -> None:
-        """Queue replies for the next requests (FIFO); defaults resume once drained.
-
-        A reply without a body borrows the route's default body (so ``Reply(delay=1)`` or
-        ``Reply(truncate_after=3)`` alter the normal answer); a non-2xx one without a body
-        gets a generic OpenAI error body.
-        """
-        for reply in replies:
-            self._push_reply(reply)
 
     def replay(
         self,
@@ -368,32 +412,19 @@ class OpenAIStub(_LoopbackServer):
         """Enqueue a recorded response verbatim, e.g. from a vcrpy cassette."""
         self.enqueue(Reply.recorded(status, body, content_type, headers))
 
-    def _handle(self, handler: _Handler) -> None:
-        request = self._read_request(handler)
-        with self._cond:
-            self._requests.append(request)
-        reply = self._pop_reply()
-        if reply is None:
-            reply = _default_reply(request)
-        elif not reply.has_body:
-            if 200 <= reply.status < 300:
-                default = _default_reply(request)
-                # A failing route (404, 400) keeps its own status rather than a 2xx lie.
-                status = reply.status if default.status < 300 else default.status
-                headers = {**default.headers, **reply.headers}
-                reply = dataclasses.replace(
-                    reply, status=status, json=default.json, sse=default.sse, headers=headers
-                )
-            else:
-                kind = "server_error" if reply.status >= 500 else "invalid_request_error"
-                body = Reply.error(reply.status, f"Stub error {reply.status}", kind).json
-                reply = dataclasses.replace(reply, json=body)
-        extra = {
+    def _default_reply(self, request: Recorded) -> Reply:
+        return _default_reply(request)
+
+    def _error_reply(self, status: int) -> Reply:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return Reply.error(status, f"Stub error {status}", kind)
+
+    def _response_headers(self) -> dict[str, str]:
+        return {
             "x-request-id": f"req_{uuid.uuid4().hex}",
             "openai-version": "2020-10-01",
             "openai-processing-ms": "1",
         }
-        self._respond(handler, reply, extra)
 
 
 def _default_reply(request: Recorded) -> Reply:

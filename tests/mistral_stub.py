@@ -18,13 +18,12 @@ text. Overrides queue with `enqueue` (``loopback.Reply``; build bodies with
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from loopback import SSE_DONE, STUB_PIECES, STUB_TEXT, OpenAIStub, Recorded, Reply, _Handler, format_sse
+from loopback import SSE_DONE, STUB_PIECES, STUB_TEXT, OpenAIStub, Recorded, Reply, format_sse
 
 __all__ = [
     "CACHED_TOKENS",
@@ -168,20 +167,14 @@ class MistralStub(OpenAIStub):
         """Value for ``Mistral(server_url=...)`` (the SDK adds ``/v1/...``)."""
         return self.url
 
-    def _handle(self, handler: _Handler) -> None:
-        request = self._read_request(handler)
-        with self._cond:
-            self._requests.append(request)
-        reply = _default_reply(request)
-        queued = self._pop_reply()
-        if queued is not None:
-            reply = (
-                queued
-                if queued.has_body
-                else dataclasses.replace(queued, status=reply.status, json=reply.json, sse=reply.sse)
-            )
-        ids = {REQUEST_ID_HEADER: uuid.uuid4().hex, "x-kong-request-id": uuid.uuid4().hex}
-        self._respond(handler, reply, ids)
+    def _default_reply(self, request: Recorded) -> Reply:
+        return _default_reply(request)
+
+    def _error_reply(self, status: int) -> Reply:
+        return error_reply(status, f"Stub error {status}")
+
+    def _response_headers(self) -> dict[str, str]:
+        return {REQUEST_ID_HEADER: uuid.uuid4().hex, "x-kong-request-id": uuid.uuid4().hex}
 
 
 def _default_reply(request: Recorded) -> Reply:
