@@ -29,6 +29,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _ZONES = ("US", "EU")
 MIN_ID_LENGTH = 5
+"""Amplitude rejects events whose user_id and device_id are both shorter than this."""
 
 
 class SettingError(ValueError):

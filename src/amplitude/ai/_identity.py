@@ -6,8 +6,9 @@ import functools
 import hashlib
 import socket
 
-MIN_ID_LENGTH = 5
-"""Amplitude rejects events whose user_id and device_id are both shorter than this."""
+# Amplitude rejects events whose user_id and device_id are both shorter than this; the
+# settings parser (AMPLITUDE_AI_USER_ID / _DEVICE_ID) applies the same minimum.
+from _amplitude_ai.settings import MIN_ID_LENGTH
 
 
 @functools.lru_cache(maxsize=1)
