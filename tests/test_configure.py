@@ -77,9 +77,9 @@ def test_from_kwargs_raises_naming_the_setting() -> None:
 
 @pytest.fixture
 def restore() -> Iterator[None]:
-    timeout, allowed = dispatcher.shutdown_timeout, _instrument._allowed
+    timeout, only, disabled = dispatcher.shutdown_timeout, _instrument._only, _instrument._disabled
     yield
-    dispatcher.shutdown_timeout, _instrument._allowed = timeout, allowed
+    dispatcher.shutdown_timeout, _instrument._only, _instrument._disabled = timeout, only, disabled
     amplitude.ai.untrack()
 
 

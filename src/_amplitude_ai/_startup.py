@@ -18,13 +18,15 @@ def start(environ: Mapping[str, str]) -> None:
         sys.stderr.write(f"amplitude-ai: {error}; LLM calls will not be tracked.\n")
     if errors or not settings.active:
         return
-    triggers = {sdk for name in settings.enabled_providers() for sdk in PROVIDER_SDKS[name]}
-    if not triggers:
-        return
-    already = sorted(name for name in triggers if name in sys.modules)
-    if already:
-        # Started late (e.g. from a sitecustomize after an SDK was imported): now.
+    enabled = settings.enabled_providers()
+    triggers = {sdk for name in enabled if name in PROVIDER_SDKS for sdk in PROVIDER_SDKS[name]}
+    # A third-party provider named in AMPLITUDE_AI_PROVIDERS: which import to wait for is
+    # only known from its registration, so tracking starts now. Started late (e.g. from
+    # a sitecustomize after an SDK was imported): now too.
+    if any(name not in PROVIDER_SDKS for name in enabled) or any(name in sys.modules for name in triggers):
         _start_tracking(settings)
+        return
+    if not triggers:
         return
     sys.meta_path.insert(0, _FirstSDKImport(settings, triggers))
 

@@ -25,6 +25,10 @@ PROVIDER_SDKS: dict[str, tuple[str, ...]] = {
     "mistral": ("mistralai",),
 }
 
+# Where third-party packages register providers (amplitude.ai.providers); an entry
+# point's name is its provider's name.
+ENTRY_POINT_GROUP = "amplitude.ai.providers"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _ZONES = ("US", "EU")
@@ -74,9 +78,30 @@ def _text(value: str) -> str:
 def _providers(value: str) -> tuple[str, ...]:
     names = tuple(name.strip().lower() for name in value.split(",") if name.strip())
     unknown = [name for name in names if name not in PROVIDER_SDKS]
-    if unknown:
-        raise SettingError(f"unknown {', '.join(unknown)}; accepted: {', '.join(PROVIDER_SDKS)}")
+    # Only a name that is not built in costs the scan of installed distributions.
+    if unknown and not set(unknown) <= set(registered_names()):
+        accepted = (*PROVIDER_SDKS, *registered_names())
+        unknown = [name for name in unknown if name not in accepted]
+        raise SettingError(f"unknown {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     return names
+
+
+def provider_entry_points() -> list[Any]:
+    """The entry points of ENTRY_POINT_GROUP; reads every installed distribution's metadata."""
+    from importlib.metadata import entry_points
+
+    try:
+        return list(entry_points(group=ENTRY_POINT_GROUP))
+    except TypeError:  # Python 3.9: no selection by group
+        return list(entry_points().get(ENTRY_POINT_GROUP, ()))
+
+
+def registered_names() -> tuple[str, ...]:
+    """Names of the providers that installed packages register (entry point names)."""
+    try:
+        return tuple(sorted({point.name.lower() for point in provider_entry_points()}))
+    except Exception:
+        return ()
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -144,6 +169,7 @@ class Settings:
         return self.enabled is not False and bool(self.api_key or self.dry_run)
 
     def enabled_providers(self) -> tuple[str, ...]:
+        """The providers to track: the chosen ones, else the built-in ones, minus disabled."""
         chosen = self.providers or tuple(PROVIDER_SDKS)
         return tuple(name for name in chosen if name not in (self.disabled_providers or ()))
 

@@ -1,8 +1,9 @@
 """Automatic tracking of LLM API calls as Amplitude ``llm_operation`` events.
 
 Importing this package installs an import hook that patches supported provider SDKs
-(currently the OpenAI SDK v1+) as soon as they are imported, whether before or after
-this package. The patches are inert until a client is made active::
+(OpenAI, Anthropic, Gemini, Cohere, Mistral, and those provider packages register; see
+`amplitude.ai.providers`) as soon as they are imported, whether before or after this
+package. The patches are inert until a client is made active::
 
     import amplitude
     import amplitude.ai
@@ -229,4 +230,5 @@ def uninstrument() -> None:
     _instrument.uninstrument()
 
 
-_instrument.instrument()
+# Third-party providers' entry points are read when tracking starts, not on import.
+_instrument.instrument(registered=False)

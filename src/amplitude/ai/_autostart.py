@@ -27,7 +27,7 @@ def apply(settings: Settings) -> None:
             handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
     if settings.providers is not None or settings.disabled_providers is not None:
-        _instrument.allow_providers(settings.enabled_providers())
+        _instrument.select_providers(settings.providers, settings.disabled_providers)
     if settings.shutdown_timeout_ms is not None:
         dispatcher.shutdown_timeout = settings.shutdown_timeout_ms / 1000.0
 

@@ -16,7 +16,15 @@ _perf = time.perf_counter
 
 
 class Call:
-    """Raw facts about one call. Building the event from them happens off the call path."""
+    """Raw facts about one call. Building the event from them happens off the call path.
+
+    What a provider reads and writes (`amplitude.ai.providers`): ``method`` (the `Method`
+    called), ``instance`` (the SDK object it was called on), ``request`` (whatever the
+    provider's `begin` snapshots), ``response`` / ``error`` (the outcome), ``stream``,
+    ``acc`` and ``fold`` (a stream's accumulator and per-chunk reducer). Timings and the
+    tracking identity are the core's. `finish()` ends the call; the core calls it for
+    errors and for streams, a provider's `on_result` for a plain result.
+    """
 
     __slots__ = (
         "__weakref__",

@@ -18,6 +18,17 @@ from ._log import logger, report_failure
 Callback = Callable[[Any], None]
 
 
+class _Executed(threading.local):
+    """Modules whose body has run and whose callbacks are running, in this thread: still
+    marked as initialising by the import system, yet complete."""
+
+    def __init__(self) -> None:
+        self.names: set[str | None] = set()
+
+
+_executed = _Executed()
+
+
 class _PatchingLoader:
     """Delegates to the real loader; runs the callbacks once the module has executed."""
 
@@ -36,7 +47,12 @@ class _PatchingLoader:
         if spec is not None:
             spec.loader = self._loader
         self._loader.exec_module(module)
-        run_callbacks(self._callbacks, module)
+        name = getattr(spec, "name", None)
+        _executed.names.add(name)
+        try:
+            run_callbacks(self._callbacks, module)
+        finally:
+            _executed.names.discard(name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
@@ -105,7 +121,8 @@ class PostImportFinder:
         module = sys.modules.get(fullname)
         if module is None:
             return
-        if _fully_loaded(module):
+        if fullname in _executed.names or _fully_loaded(module):
+            # E.g. a provider loaded by its SDK's callback patching that very module.
             run_callbacks([callback], module)
         else:
             # Being imported right now, by a loader found before this watch existed (e.g.

@@ -8,6 +8,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from _amplitude_ai.settings import provider_entry_points
+
 from . import _hook
 from ._log import logger, report_failure
 from ._providers import BUILTIN, Entry
@@ -18,32 +20,80 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _instrumented = False
-_allowed: frozenset[str] | None = None  # provider names; None: all
+_only: frozenset[str] | None = None  # provider names to patch; None: all
+_disabled: frozenset[str] = frozenset()
+_registered: tuple[Entry, ...] | None = None  # third-party entries, read once per process
+_watching_registered = False
 
 
-def allow_providers(names: tuple[str, ...]) -> None:
+def select_providers(only: tuple[str, ...] | None, disabled: tuple[str, ...] | None) -> None:
     """Limit which providers get patched from now on (AMPLITUDE_AI_PROVIDERS & co.)."""
-    global _allowed
-    _allowed = frozenset(names)
+    global _only, _disabled
+    _only = None if only is None else frozenset(only)
+    _disabled = frozenset(disabled or ())
 
 
-def instrument() -> None:
-    """Install the import hook; patch provider SDKs now or when they are imported."""
-    global _instrumented
+def instrument(*, registered: bool = True) -> None:
+    """Install the import hook; patch provider SDKs now or when they are imported.
+
+    `registered`: also the providers third-party packages register. Reading entry points
+    costs milliseconds, so `import amplitude.ai` leaves them to when tracking starts.
+    """
+    global _instrumented, _watching_registered
+    entries = registered_entries() if registered and not _watching_registered else ()
     with _lock:
-        if _instrumented:
-            return
+        todo = [] if _instrumented else list(BUILTIN)
+        if registered and not _watching_registered:
+            todo += entries
+            _watching_registered = True
         _instrumented = True
         finder = _hook.install()
-    for entry in BUILTIN:
+    for entry in todo:
         finder.watch(entry.sdk, functools.partial(_load_provider, entry))
+
+
+def registered_entries() -> tuple[Entry, ...]:
+    """Provider entries third-party packages registered under the entry-point group.
+
+    Read once per process (an entry-point scan reads every installed distribution's
+    metadata: milliseconds, too much for `import amplitude.ai`). A bad entry is logged
+    and skipped; a built-in provider's name cannot be taken over.
+    """
+    global _registered
+    with _lock:
+        if _registered is None:
+            _registered = tuple(_read_entry_points())
+        return _registered
+
+
+def _read_entry_points() -> list[Entry]:
+    try:
+        found = provider_entry_points()
+    except Exception as exc:
+        report_failure("reading provider entry points", exc)
+        return []
+    builtin = {entry.name for entry in BUILTIN}
+    entries: list[Entry] = []
+    for point in found:
+        try:
+            entry = point.load()
+            if not isinstance(entry, Entry):
+                raise TypeError(f"expected an amplitude.ai.providers.Entry, got {type(entry).__name__}")
+            if entry.name in builtin:
+                raise ValueError(f"{entry.name!r} is a built-in provider")
+        except Exception as exc:
+            logger.warning("amplitude.ai: skipping provider entry point %s: %s", point.value, exc)
+            continue
+        logger.debug("provider %s from %s (entry point %s)", entry.name, entry.module, point.value)
+        entries.append(entry)
+    return entries
 
 
 def uninstrument() -> int:
     """Remove the import hook and every patch; returns how many methods were unpatched."""
-    global _instrumented
+    global _instrumented, _watching_registered
     with _lock:
-        _instrumented = False
+        _instrumented = _watching_registered = False
         _hook.uninstall()
     if "amplitude.ai._patching" not in sys.modules:
         return 0
@@ -72,7 +122,7 @@ def _sdk_version(sdk: Any, entry: Entry) -> str:
 
 
 def _load_provider(entry: Entry, sdk: Any) -> None:
-    if _allowed is not None and entry.name not in _allowed:
+    if entry.name in _disabled or (_only is not None and entry.name not in _only):
         logger.debug("%s: disabled by configuration", entry.name)
         return
     version = _sdk_version(sdk, entry)

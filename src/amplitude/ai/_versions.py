@@ -27,8 +27,10 @@ def in_range(version: str, spec: str) -> bool:
     """Whether `version` satisfies every comma-separated clause of `spec` (e.g. ">=1.0,<4").
 
     Releases compare padded with zeros, so "4" means 4.0.0. An unparsable version is
-    outside every range.
+    outside every range but the empty one, which admits any version.
     """
+    if not spec.strip():
+        return True
     have = release(version)
     if have is None:
         return False

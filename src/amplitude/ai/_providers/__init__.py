@@ -3,15 +3,22 @@
 A provider module is imported only once its SDK has been imported; it exposes a
 module-level ``PROVIDER`` (`amplitude.ai._provider.Provider`). Several modules may
 serve one SDK (e.g. its pre-1.0 and current APIs): each loads only for the versions
-it `handles`.
+it `handles`. Third-party packages register more `Entry`s under `ENTRY_POINT_GROUP`
+(see `amplitude.ai.providers`).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from _amplitude_ai.settings import ENTRY_POINT_GROUP
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "Entry"]
+
 
 class Entry(NamedTuple):
+    """Where a provider module is and when to load it."""
+
     name: str
     """Provider name, as in AMPLITUDE_AI_PROVIDERS (several entries may share one)."""
     sdk: str
@@ -20,11 +27,12 @@ class Entry(NamedTuple):
     """The SDK's distribution, for its version when the module has no ``__version__``."""
     module: str
     """Our provider module."""
-    handles: str
-    """Versions this module is written for; others are left to another module."""
-    supported: str
+    handles: str = ""
+    """Versions this module is written for; others are left to another module. Empty:
+    any version, even an unknown one."""
+    supported: str = ""
     """Versions CI tests (the README's table); outside them one warning is logged and
-    whatever methods are still found are patched."""
+    whatever methods are still found are patched. Empty: no warning."""
 
 
 BUILTIN: tuple[Entry, ...] = (
