@@ -98,7 +98,7 @@ class Dispatcher:
                 try:
                     self._remember(call.binding.client)
                     self._handle(call)
-                except Exception as exc:
+                except BaseException as exc:  # provider code (a plugin's too) must never end the worker
                     report_failure("building or sending an event", exc)
             if self._closing:
                 return

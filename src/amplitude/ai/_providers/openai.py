@@ -427,7 +427,9 @@ def _fold_choices(acc: _StreamState, chunk: Any) -> bool:
             continue  # the preview and finish reason are choice 0's
         if choice.finish_reason is not None:
             acc.finish = choice.finish_reason
-        if text and acc.chars < PREVIEW_CHARS:
+        # Some OpenAI-compatible servers stream content as a list of parts: no preview
+        # then, but the rest of the stream (its usage) is still read.
+        if text and acc.chars < PREVIEW_CHARS and isinstance(text, str):
             acc.parts.append(text)
             acc.chars += len(text)
     return False
