@@ -157,9 +157,9 @@ class Reply:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, owner: _LoopbackServer) -> None:
+    def __init__(self, owner: _LoopbackServer, port: int = 0) -> None:
         self.owner = owner
-        super().__init__((LOOPBACK, 0), _Handler)
+        super().__init__((LOOPBACK, port), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -193,12 +193,15 @@ class _LoopbackServer:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self: _S) -> _S:
-        """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
+    def start(self: _S, port: int = 0) -> _S:
+        """Bind 127.0.0.1 on `port` (default: a free one) and serve from a daemon thread.
+
+        Restarting a stopped server on its old port brings it back where clients expect it.
+        """
         if self._httpd is not None:
             raise RuntimeError(f"{type(self).__name__} is already running")
         self._stopping.clear()
-        self._httpd = _HTTPServer(self)
+        self._httpd = _HTTPServer(self, port)
         self._port = self._httpd.server_address[1]
         # A short poll interval keeps stop() (and so each test) fast.
         self._thread = threading.Thread(

@@ -132,3 +132,22 @@ def test_multiprocessing_fork_children_deliver_their_events(
     capture.wait_for(4)
     users = sorted(e["user_id"] for e in capture.events)
     assert users == ["child-0-user", "child-1-user", "child-2-user", "parent-user"]
+
+
+def test_exit_reports_drops_once_however_many_clients(stub: OpenAIStub, capture: AmplitudeCapture) -> None:
+    """Regression: the exit hook is registered once per client, and each run used to log
+    the total again."""
+    script = """
+    from amplitude.ai._dispatch import dispatcher
+    url = amp.configuration.server_url
+    others = [amplitude.Amplitude(f"k-other-{i}", amplitude.Config(server_url=url)) for i in range(3)]
+    for other in others:
+        with amplitude.ai.tracking(other):
+            chat()
+    dispatcher.drop("a backlog (simulated)")
+    """
+    result = run(script, stub, capture)
+    assert result.returncode == 0, result.stderr
+    capture.wait_for(3)
+    assert result.stderr.count("events were dropped") == 1, result.stderr
+    assert result.stderr.count("a backlog (simulated)") == 1, result.stderr

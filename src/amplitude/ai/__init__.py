@@ -46,6 +46,7 @@ __all__ = [
     "is_tracking",
     "operation",
     "record",
+    "stats",
     "track",
     "tracking",
     "uninstrument",
@@ -161,6 +162,21 @@ def flush(timeout: float = 5.0) -> bool:
     for client in dispatcher.clients():
         client.flush()
     return drained
+
+
+def stats() -> dict[str, int]:
+    """Counters about tracking itself, for health checks and metrics.
+
+    * ``queued``: finished calls waiting for the dispatch thread to build their events.
+    * ``dropped``: events not built or not handed over because a backlog was full (more
+      than 10,000 calls queued, or an Amplitude client holding 10,000 unsent events, e.g.
+      while its endpoint does not answer); the first drop is logged at WARNING.
+    * ``failed``: events their Amplitude client reported as not accepted (HTTP errors,
+      retries exhausted, quota); the first is logged at WARNING.
+    """
+    from ._dispatch import dispatcher
+
+    return {"queued": dispatcher.queued(), "dropped": dispatcher.dropped, "failed": dispatcher.failed}
 
 
 def configure(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 MAX_PENDING = 10_000
 """Calls waiting for the worker beyond this are dropped (counted, logged once)."""
+
+MAX_CLIENT_BACKLOG = 10_000
+"""Events an Amplitude client may hold unsent before further ones for it are dropped
+(counted, logged once). amplitude-analytics queues uploads without limit: an endpoint
+that accepts connections and never answers would otherwise grow memory without end."""
 
 BATCH_DELAY_S = 0.1
 """How long the worker collects calls after waking before building their events."""
@@ -45,6 +51,9 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.dropped = 0
+        self._drop_reasons: set[str] = set()
+        self.failed = 0
+        self._failed_lock = threading.Lock()
         self.shutdown_timeout = SHUTDOWN_TIMEOUT_S
         # Called at exit once pending events are handed over, with the seconds left.
         self.after_exit_drain: list[Callable[[float], None]] = []
@@ -56,7 +65,7 @@ class Dispatcher:
     # -- caller's path -------------------------------------------------------
     def submit(self, call: Call) -> None:
         if len(self._pending) >= MAX_PENDING:
-            self._drop()
+            self.drop(f"{MAX_PENDING} calls are waiting to be sent")
             return
         self._pending.append(call)
         if self._thread is None:
@@ -69,14 +78,32 @@ class Dispatcher:
             self._idle = False
             self._wake.set()
 
-    def _drop(self) -> None:
+    def drop(self, why: str) -> None:
+        """Count an event not sent because of a backlog; the first one for `why` is logged."""
         self.dropped += 1
-        if self.dropped == 1:
+        if why not in self._drop_reasons:
+            self._drop_reasons.add(why)
             logger.warning(
-                "amplitude.ai: %d calls are waiting to be sent; dropping further events "
-                "until the backlog clears (the total dropped is logged at exit).",
-                MAX_PENDING,
+                "amplitude.ai: %s; dropping further events until the backlog clears "
+                "(the total dropped is logged at exit).",
+                why,
             )
+
+    def delivered(self, event: Any, code: int, message: str | None = None) -> None:
+        """amplitude-analytics' verdict on one of our events (its per-event callback, run
+        on its threads): a failure is counted, the first one logged at WARNING."""
+        if 200 <= code < 300:
+            return
+        with self._failed_lock:
+            self.failed += 1
+            first = self.failed == 1
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "amplitude.ai: Amplitude did not accept an event (%s: %s)%s",
+            code,
+            message,
+            "; later failures are counted in amplitude.ai.stats() and logged at DEBUG" if first else "",
+        )
 
     # -- worker ----------------------------------------------------------------
     def _start(self) -> None:
@@ -117,6 +144,10 @@ class Dispatcher:
         with contextlib.suppress(TypeError):
             self._clients.add(client)
 
+    def queued(self) -> int:
+        """Submitted calls the worker has not taken yet."""
+        return len(self._pending)
+
     def clients(self) -> list[Any]:
         """The Amplitude clients events were handed to (still alive)."""
         return list(self._clients)
@@ -156,6 +187,8 @@ class Dispatcher:
             atexit.register(self._at_exit)
 
     def _at_exit(self) -> None:
+        if self._closing:
+            return  # registered once per client; the first run delivered for all of them
         try:
             deadline = time.monotonic() + self.shutdown_timeout
             for call in list(self.open_streams):
@@ -181,6 +214,9 @@ class Dispatcher:
             reset_after_fork(client)
         self._pending.clear()
         self.open_streams.clear()
+        self.dropped = self.failed = 0
+        self._drop_reasons = set()
+        self._failed_lock = threading.Lock()
         self._wake = threading.Event()
         self._hurry = threading.Event()
         self._start_lock = threading.Lock()
@@ -190,8 +226,14 @@ class Dispatcher:
 
 
 def _handle(call: Call) -> None:
+    from ._amplitude_compat import backlog
     from ._event import send
 
+    if backlog(call.binding.client) >= MAX_CLIENT_BACKLOG:
+        dispatcher.drop(
+            f"the Amplitude client holds {MAX_CLIENT_BACKLOG} unsent events (is its endpoint answering?)"
+        )
+        return
     send(call)
 
 

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from ._call import Call
+from ._dispatch import dispatcher
 from ._identity import default_device_id, valid_id
 from ._log import logger, report_failure
 from ._redact import scrub
@@ -100,8 +101,16 @@ def build(call: Call) -> Any:
         event_properties=properties(call),
         time=int(call.wall_time * 1000),
         insert_id=uuid.uuid4().hex,
+        # amplitude-analytics reports failures only to callbacks and at INFO: count them.
+        callback=_delivered,
         **identity(call),
     )
+
+
+def _delivered(event: Any, code: int, message: str | None = None) -> None:
+    # A plain function: amplitude-analytics deep-copies events, and the dispatcher
+    # (holding locks) cannot be copied.
+    dispatcher.delivered(event, code, message)
 
 
 def send(call: Call) -> None:
