@@ -96,3 +96,13 @@ def _interpreter(version: str) -> str:
 nox.session(python=_interpreter(OLDEST_PYTHON), name=f"python-{OLDEST_PYTHON}")(
     _session("openai", ("openai", "anthropic"), OLDEST_PYTHON_TESTS)
 )
+
+
+@nox.session(python=PYTHON, default=False)
+def benchmark(session: nox.Session) -> None:
+    """The README's Performance figures, in the benchmarks' own environment (OpenTelemetry's
+    openai instrumentation for the comparison): `nox -s benchmark`. Not part of `nox` alone;
+    run it on an otherwise idle machine."""
+    session.install("-e", ".[openai]", "-r", "benchmarks/requirements.txt")
+    for script in ("overhead.py", "peer.py", "startup.py", "memory.py"):
+        session.run("python", f"benchmarks/{script}")

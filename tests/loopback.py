@@ -156,6 +156,9 @@ class Reply:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Bursts of uploads must queue, not be reset (amplitude-analytics 1.3.0 loses a batch
+    # whose connection is reset, without retry or callback).
+    request_queue_size = 128
 
     def __init__(self, owner: _LoopbackServer, port: int = 0) -> None:
         self.owner = owner

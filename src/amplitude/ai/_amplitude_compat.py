@@ -47,6 +47,14 @@ def backlog(client: Any) -> int:
 def reset_after_fork(client: Any) -> None:
     """In a forked child: forget the parent's unsent events and restart the machinery."""
     try:
+        # Per-plugin-kind locks a parent thread may have held inside `client.track()`.
+        timelines = [getattr(client, "_Amplitude__timeline", None)]
+        timelines += [getattr(destination, "timeline", None) for destination in _destinations(client)]
+        for timeline in timelines:
+            locks = getattr(timeline, "locks", None)
+            if isinstance(locks, dict):
+                for kind in list(locks):
+                    locks[kind] = threading.Lock()
         for destination in _destinations(client):
             storage = getattr(destination, "storage", None)
             workers = getattr(destination, "workers", None)

@@ -78,8 +78,8 @@ class Call:
         if error is not None:
             self.error = error
         try:
-            if self.stream:
-                _dispatch.dispatcher.open_streams.pop(self, None)
+            # Not only streams are watched: a raw response read later is too.
+            _dispatch.dispatcher.open_streams.pop(self, None)
             _dispatch.submit(self)
         except Exception as exc:
             report_failure("queueing an event", exc)

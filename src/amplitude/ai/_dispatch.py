@@ -34,7 +34,11 @@ BATCH_DELAY_S = 0.1
 """How long the worker collects calls after waking before building their events."""
 
 WAKE_AT = 1_000
-"""Pending calls that end the batch delay early, long before MAX_PENDING is reached."""
+"""Pending calls that end the batch delay early, long before MAX_PENDING is reached; from
+there on each call also yields the GIL to the worker once (backpressure)."""
+
+FORK_WAIT_S = 1.0
+"""Longest a fork() waits for the worker to finish the event it is handling."""
 
 SHUTDOWN_TIMEOUT_S = 2.0
 """How long interpreter exit waits for pending calls to be handed to their clients."""
@@ -50,6 +54,10 @@ class Dispatcher:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Held while one call is handled: fork() waits for it (see before_fork), so a child
+        # never inherits a lock the worker held mid-event (an import, the client's plugins).
+        self._handling = threading.Lock()
+        self._fork_waited = False
         self.dropped = 0
         self._drop_reasons: set[str] = set()
         self.failed = 0
@@ -72,6 +80,9 @@ class Dispatcher:
             self._start()
         if len(self._pending) >= WAKE_AT:
             self._hurry.set()  # a burst: don't wait for the batch delay
+            # Falling behind (threads making calls back to back leave the worker a thin
+            # share of the GIL): hand it the GIL once per call rather than drop events later.
+            time.sleep(0)
         # Only the first call after the worker went idle pays for waking it; calls
         # arriving while it collects a batch cost one deque append.
         if self._idle:
@@ -122,11 +133,12 @@ class Dispatcher:
             self._hurry.wait(BATCH_DELAY_S)
             while pending:
                 call = pending.popleft()
-                try:
-                    self._remember(call.binding.client)
-                    self._handle(call)
-                except BaseException as exc:  # provider code (a plugin's too) must never end the worker
-                    report_failure("building or sending an event", exc)
+                with self._handling:
+                    try:
+                        self._remember(call.binding.client)
+                        self._handle(call)
+                    except BaseException as exc:  # provider code (a plugin's too) must never end the worker
+                        report_failure("building or sending an event", exc)
             if self._closing:
                 return
             self._idle = True
@@ -204,6 +216,15 @@ class Dispatcher:
         self._hurry.set()
         self._wake.set()
 
+    def before_fork(self) -> None:
+        # Bounded: a worker stuck inside a client's track() must not hang the fork.
+        self._fork_waited = self._handling.acquire(timeout=FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        if self._fork_waited:
+            self._fork_waited = False
+            self._handling.release()
+
     def after_fork_in_child(self) -> None:
         # The parent still owns (and will send) what it had queued; the child starts
         # clean, with a worker of its own started on its first call, and so do the
@@ -220,6 +241,8 @@ class Dispatcher:
         self._wake = threading.Event()
         self._hurry = threading.Event()
         self._start_lock = threading.Lock()
+        self._handling = threading.Lock()
+        self._fork_waited = False
         self._idle = True
         self._closing = False
         self._thread = None
@@ -240,4 +263,8 @@ def _handle(call: Call) -> None:
 dispatcher = Dispatcher(_handle)
 submit = dispatcher.submit
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=dispatcher.after_fork_in_child)
+    os.register_at_fork(
+        before=dispatcher.before_fork,
+        after_in_parent=dispatcher.after_fork_in_parent,
+        after_in_child=dispatcher.after_fork_in_child,
+    )
