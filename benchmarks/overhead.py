@@ -103,6 +103,26 @@ def _capture_process() -> Iterator[str]:
         proc.communicate("", timeout=10)
 
 
+@contextlib.contextmanager
+def held_back(off_path: list[float]) -> Iterator[list[Any]]:
+    """Inside: the dispatch thread only collects tracked calls, so their events are not
+    built while the caller is timed. On exit they are sent, and the time that took per
+    event is appended to `off_path`. Yields the collected calls."""
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    try:
+        yield held
+        amplitude.ai.flush()
+    finally:
+        dispatcher._handle = real_handle
+    if held:
+        start = time.perf_counter()
+        for call in held:
+            real_handle(call)
+        off_path.append((time.perf_counter() - start) / len(held))
+
+
 def _per_chunk_cost(rounds: int) -> tuple[float, float]:
     """Iterating pre-parsed chunks: plain vs through the tracking proxy and its fold."""
     from openai.types.chat import ChatCompletionChunk
@@ -212,9 +232,7 @@ def _end_to_end(rounds: int, calls: int) -> tuple[dict[str, dict[str, list[float
         for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
             pass
 
-    held: list[Any] = []
     off_path: list[float] = []
-    real_handle = dispatcher._handle
     modes = ("untracked", "tracked", "busy loop")
     timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in ("call", "stream")}
     with _capture_process() as capture_url:
@@ -232,19 +250,11 @@ def _end_to_end(rounds: int, calls: int) -> tuple[dict[str, dict[str, list[float
                 else:
                     amplitude.ai.track(analytics)
                 # "tracked": the dispatch thread only collects calls; they are sent after the round.
-                dispatcher._handle = held.append if mode == "tracked" else real_handle
-                timings["call"][mode].append(_time_per_call(call, calls))
-                timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
-                amplitude.ai.flush()
-                if held:  # send what the round held back, timing that work on its own
-                    start = time.perf_counter()
-                    for held_call in held:
-                        real_handle(held_call)
-                    off_path.append((time.perf_counter() - start) / len(held))
-                    held.clear()
+                with held_back(off_path) if mode == "tracked" else contextlib.nullcontext():
+                    timings["call"][mode].append(_time_per_call(call, calls))
+                    timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
                 amplitude.ai.flush()
                 time.sleep(0.05)  # let the Amplitude client's upload finish outside the timings
-        dispatcher._handle = real_handle
         amplitude.ai.untrack()
         analytics.shutdown()
     return timings, off_path

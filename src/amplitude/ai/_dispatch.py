@@ -30,7 +30,7 @@ MAX_CLIENT_BACKLOG = 10_000
 (counted, logged once). amplitude-analytics queues uploads without limit: an endpoint
 that accepts connections and never answers would otherwise grow memory without end."""
 
-BATCH_DELAY_S = 0.1
+BATCH_DELAY_S = 0.5
 """How long the worker collects calls after waking before building their events."""
 
 WAKE_AT = 1_000
@@ -128,12 +128,16 @@ class Dispatcher:
     def _run(self) -> None:
         pending = self._pending
         while True:
-            # Collect a batch before working: waking a thread per call would make it
-            # contend for the GIL with the caller on every call.
+            # Collect a batch before working. Each wake-up hands the GIL to this thread and
+            # back, which costs the callers (milliseconds now and then on virtual machines
+            # whose idle CPUs wake slowly) far more than handling the calls does.
             self._hurry.wait(BATCH_DELAY_S)
+            self._hurry.clear()
+            worked = False
             while pending:
-                call = pending.popleft()
+                worked = True
                 with self._handling:
+                    call = pending.popleft()
                     try:
                         self._remember(call.binding.client)
                         self._handle(call)
@@ -141,12 +145,13 @@ class Dispatcher:
                         report_failure("building or sending an event", exc)
             if self._closing:
                 return
+            if worked:
+                continue  # calls are coming in: keep collecting on the timer, no wake-ups
+            # A whole period without calls: sleep until a submit wakes us.
             self._idle = True
-            # Re-check after announcing idleness: a submit may have seen `_idle` False.
-            if pending:
+            if pending:  # a submit may have seen `_idle` False just before
                 self._idle = False
                 continue
-            self._hurry.clear()
             self._wake.wait()
             self._wake.clear()
 
@@ -168,7 +173,7 @@ class Dispatcher:
         """Hand every submitted call to its client now; False if `timeout` passed first."""
         deadline = time.monotonic() + timeout
         self._hurry.set()
-        while self._pending or not self._idle:
+        while self._pending or self._handling.locked():
             if time.monotonic() >= deadline:
                 return False
             self._hurry.set()

@@ -28,20 +28,10 @@ else:
     ObjectProxy = wrapt.ObjectProxy
 
 
-def _seen(call: Call, item: Any) -> bool:
-    """Record a chunk on its way to the caller; False for one the caller must not see."""
-    if call.first_chunk_at is None:
-        call.first_chunk_at = _perf()
-    fold = call.fold
-    if fold is None:
-        return True
-    try:
-        return not fold(call.acc, item)
-    except Exception as exc:
-        # The chunk still reaches the caller; the event carries what was folded so far.
-        call.fold = None
-        report_failure(f"reading a {call.provider.name} stream chunk", exc)
-        return True
+def _fold_failed(call: Call, exc: Exception) -> None:
+    # The chunk still reaches the caller; the event carries what was folded so far.
+    call.fold = None
+    report_failure(f"reading a {call.provider.name} stream chunk", exc)
 
 
 def watch(proxy: object, call: Call) -> None:
@@ -66,7 +56,17 @@ def _sync_step(next_item: Callable[[], Any], call: Call) -> Callable[[], Any]:
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
-            if _seen(call, item):
+            # Inlined (a function call per chunk is a fifth of this path's cost).
+            if call.first_chunk_at is None:
+                call.first_chunk_at = _perf()
+            fold = call.fold
+            if fold is None:
+                return item
+            try:
+                if not fold(call.acc, item):
+                    return item
+            except Exception as exc:
+                _fold_failed(call, exc)
                 return item
 
     return step
@@ -86,7 +86,16 @@ def _async_step(next_item: Callable[[], Awaitable[Any]], call: Call) -> Callable
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
-            if _seen(call, item):
+            if call.first_chunk_at is None:
+                call.first_chunk_at = _perf()
+            fold = call.fold
+            if fold is None:
+                return item
+            try:
+                if not fold(call.acc, item):
+                    return item
+            except Exception as exc:
+                _fold_failed(call, exc)
                 return item
 
     return step
