@@ -11,7 +11,7 @@ gc.collect() once everything submitted so far has been handed over.
 - silent: a loopback port that accepts connections and never answers (each upload
   waits for amplitude-analytics' 10 s timeout).
 
-For the last two: RSS along the way, events dropped by our dispatcher (MAX_PENDING),
+For the last two: RSS along the way, events dropped by amplitude.ai (its two caps),
 what the Amplitude client reported through its callback (its only per-event account of
 drops), and every log record of the "amplitude.ai" and "amplitude" loggers.
 
@@ -39,7 +39,7 @@ from overhead import MESSAGES, _capture_process, _client
 
 import amplitude
 import amplitude.ai
-from amplitude.ai._dispatch import MAX_PENDING, dispatcher
+from amplitude.ai._dispatch import MAX_CLIENT_BACKLOG, MAX_PENDING, dispatcher
 
 MIB = 1024 * 1024
 
@@ -72,13 +72,14 @@ def _logs() -> Iterator[_Records]:
     loggers = [logging.getLogger(name) for name in ("amplitude.ai", "amplitude")]
     levels = [log.level for log in loggers]
     for log in loggers:
-        log.addHandler(records)
         log.setLevel(logging.INFO)  # amplitude-analytics logs each dropped event at INFO
+    # On the parent only: "amplitude.ai" records propagate to it (else counted twice).
+    loggers[1].addHandler(records)
     try:
         yield records
     finally:
+        loggers[1].removeHandler(records)
         for log, level in zip(loggers, levels):
-            log.removeHandler(records)
             log.setLevel(level)
 
 
@@ -200,7 +201,8 @@ def unreachable(calls: int, answers: bool) -> None:
     print(f"{'calls':>9}{'RSS MiB':>10}{'vs start':>11}")
     for count, size in readings:
         print(f"{count:>9}{size / MIB:10.2f}{(size - readings[0][1]) / MIB:+11.2f}")
-    print(f"dropped by our dispatcher (MAX_PENDING={MAX_PENDING}): {dispatcher.dropped}")
+    caps = f"MAX_PENDING={MAX_PENDING}, MAX_CLIENT_BACKLOG={MAX_CLIENT_BACKLOG}"
+    print(f"dropped by amplitude.ai ({caps}): {dispatcher.dropped}; reported failed: {dispatcher.failed}")
     print(f"held by the Amplitude client after the last call: {waiting}")
     print(f"Amplitude client shutdown (endpoint then refusing) took {closing:.1f}s; left: {after_shutdown}")
     print("Amplitude client callback outcomes (code message: events):")
