@@ -128,9 +128,8 @@ class Dispatcher:
     def _run(self) -> None:
         pending = self._pending
         while True:
-            # Collect a batch before working. Each wake-up hands the GIL to this thread and
-            # back, which costs the callers (milliseconds now and then on virtual machines
-            # whose idle CPUs wake slowly) far more than handling the calls does.
+            # Collect a batch before working: each wake-up hands the GIL to this thread and
+            # back, and the callers pay for those hand-offs, so the fewer the better.
             self._hurry.wait(BATCH_DELAY_S)
             self._hurry.clear()
             worked = False
