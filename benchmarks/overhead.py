@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,6 +101,51 @@ def _capture_process() -> Iterator[str]:
         yield proc.stdout.readline().strip()
     finally:
         proc.communicate("", timeout=10)
+
+
+def workload() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """A non-streaming chat call and a streamed one (CHUNKS chunks, read through), each on
+    an in-process SDK client."""
+    client = _client()
+
+    def call() -> Any:
+        return client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    def stream() -> None:
+        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            pass
+
+    return call, stream
+
+
+@contextlib.contextmanager
+def tracked_client(warm_up: Iterable[Callable[[], Any]]) -> Iterator[Any]:
+    """A real Amplitude client posting to a loopback capture in another process, tracked
+    with once each of `warm_up` has run (lazy imports, patching, the dispatch thread).
+    Untracked and shut down on exit."""
+    with _capture_process() as capture_url:
+        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=capture_url))
+        amplitude.ai.track(analytics)
+        for fn in warm_up:
+            fn()
+        amplitude.ai.flush()
+        try:
+            yield analytics
+        finally:
+            amplitude.ai.untrack()
+            analytics.shutdown()
+
+
+def rotated(modes: Sequence[str], rounds: int) -> Iterator[str]:
+    """Each mode once per round, in an order that rotates so no mode always runs right
+    after another's cleanup. After each, the Amplitude client's upload is let finish
+    outside the timings."""
+    for round_number in range(rounds):
+        shift = round_number % len(modes)
+        for mode in (*modes[shift:], *modes[:shift]):
+            yield mode
+            amplitude.ai.flush()
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -223,40 +268,20 @@ def _time_per_call(fn: Callable[[], Any], calls: int) -> float:
 def _end_to_end(rounds: int, calls: int) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
     """Calls through the real SDK and transport: untracked, tracked with the dispatch
     thread's work held back until the round ends, and tracked with it running."""
-    client = _client()
-
-    def call() -> Any:
-        return client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-
-    def stream() -> Any:
-        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
-            pass
-
+    call, stream = workload()
     off_path: list[float] = []
     modes = ("untracked", "tracked", "busy loop")
     timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in ("call", "stream")}
-    with _capture_process() as capture_url:
-        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=capture_url))
-        amplitude.ai.track(analytics)
-        for fn in (call, stream):
-            fn()  # warm up: lazy imports, patching, the dispatch thread
-        amplitude.ai.flush()
-        for round_number in range(rounds):
-            # Rotate the order so no mode always runs right after another's cleanup.
-            shift = round_number % len(modes)
-            for mode in modes[shift:] + modes[:shift]:
-                if mode == "untracked":
-                    amplitude.ai.untrack()
-                else:
-                    amplitude.ai.track(analytics)
-                # "tracked": the dispatch thread only collects calls; they are sent after the round.
-                with held_back(off_path) if mode == "tracked" else contextlib.nullcontext():
-                    timings["call"][mode].append(_time_per_call(call, calls))
-                    timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
-                amplitude.ai.flush()
-                time.sleep(0.05)  # let the Amplitude client's upload finish outside the timings
-        amplitude.ai.untrack()
-        analytics.shutdown()
+    with tracked_client(warm_up=(call, stream)) as analytics:
+        for mode in rotated(modes, rounds):
+            if mode == "untracked":
+                amplitude.ai.untrack()
+            else:
+                amplitude.ai.track(analytics)
+            # "tracked": the dispatch thread only collects calls; they are sent after the round.
+            with held_back(off_path) if mode == "tracked" else contextlib.nullcontext():
+                timings["call"][mode].append(_time_per_call(call, calls))
+                timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
     return timings, off_path
 
 

@@ -30,11 +30,9 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,7 +41,7 @@ from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from overhead import CHUNKS, MESSAGES, _capture_process, _client, _time_per_call, held_back
+from overhead import CHUNKS, _time_per_call, held_back, rotated, tracked_client, workload
 
 import amplitude
 import amplitude.ai
@@ -76,14 +74,7 @@ class _OTel:
 
 
 def _rounds(rounds: int, calls: int, streams: int) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
-    client = _client()
-
-    def call() -> Any:
-        return client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-
-    def stream() -> Any:
-        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
-            pass
+    call, stream = workload()
 
     def measure(mode: str) -> None:
         timings["call"][mode].append(_time_per_call(call, calls))
@@ -92,43 +83,31 @@ def _rounds(rounds: int, calls: int, streams: int) -> tuple[dict[str, dict[str, 
     otel = {"otel simple": _OTel(SimpleSpanProcessor), "otel batch": _OTel(BatchSpanProcessor)}
     off_path: list[float] = []
     timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in MODES} for name in ("call", "stream")}
-    with _capture_process() as capture_url:
-        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=capture_url))
-        amplitude.ai.track(analytics)
-        for fn in (call, stream):
-            fn()  # warm up: lazy imports, patching, the dispatch thread
-        amplitude.ai.flush()
+    with tracked_client(warm_up=(call, stream)) as analytics:
         amplitude.ai.uninstrument()
         for processor in otel.values():
             with processor.instrumented(expected_spans=2):
                 for fn in (call, stream):
                     fn()
-        for round_number in range(rounds):
-            # Rotate the order so no mode always runs right after another's cleanup.
-            shift = round_number % len(MODES)
-            for mode in MODES[shift:] + MODES[:shift]:
-                amplitude.ai.uninstrument()
-                amplitude.ai.untrack()
-                if mode == "ours":
-                    amplitude.ai.instrument()
-                    amplitude.ai.track(analytics)
-                    with held_back(off_path) as held:
-                        measure(mode)
-                    if len(held) != calls + streams:
-                        raise RuntimeError(f"we tracked {len(held)} calls, expected {calls + streams}")
-                elif mode == "ours, dispatch live":
-                    amplitude.ai.instrument()
-                    amplitude.ai.track(analytics)
+        for mode in rotated(MODES, rounds):
+            amplitude.ai.uninstrument()
+            amplitude.ai.untrack()
+            if mode == "ours":
+                amplitude.ai.instrument()
+                amplitude.ai.track(analytics)
+                with held_back(off_path) as held:
                     measure(mode)
-                elif mode in otel:
-                    with otel[mode].instrumented(expected_spans=calls + streams):
-                        measure(mode)
-                else:
+                if len(held) != calls + streams:
+                    raise RuntimeError(f"we tracked {len(held)} calls, expected {calls + streams}")
+            elif mode == "ours, dispatch live":
+                amplitude.ai.instrument()
+                amplitude.ai.track(analytics)
+                measure(mode)
+            elif mode in otel:
+                with otel[mode].instrumented(expected_spans=calls + streams):
                     measure(mode)
-                amplitude.ai.flush()
-                time.sleep(0.05)  # let the Amplitude client's upload finish outside the timings
-        amplitude.ai.untrack()
-        analytics.shutdown()
+            else:
+                measure(mode)
     return timings, off_path
 
 
