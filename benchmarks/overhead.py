@@ -12,14 +12,16 @@ Two different costs are reported, because they land in different places:
   network; in a CPU-bound loop of back-to-back calls it competes for the GIL, and the
   "busy loop" row shows that worst case too.
 
-    python benchmarks/overhead.py [--rounds 30] [--calls 300]
+    python benchmarks/overhead.py [--rounds 100] [--calls 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -208,7 +210,7 @@ def _per_call_cost(rounds: int, calls: int) -> dict[str, float]:
     microseconds of run-to-run noise on this kind of machine; here nothing but our
     share (wrapper, state lookup, request snapshot, result check, hand-off) is timed.
     """
-    from amplitude.ai._patching import TrackingWrapper
+    from amplitude.ai._patching import wrap
     from amplitude.ai._providers.openai import PROVIDER
 
     method = next(m for m in PROVIDER.methods if m.api == "chat.completions.create" and not m.is_async)
@@ -221,7 +223,7 @@ def _per_call_cost(rounds: int, calls: int) -> dict[str, float]:
             return completion
 
     class Patched(Resource):
-        create = TrackingWrapper(Resource.__dict__["create"], PROVIDER, method)
+        create = wrap(Resource.__dict__["create"], PROVIDER, method)
 
     plain, patched = Resource(), Patched()
 
@@ -265,13 +267,33 @@ def _time_per_call(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def _end_to_end(rounds: int, calls: int) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+class _Collections:
+    """Garbage collections per generation while each mode's non-streaming calls ran."""
+
+    def __init__(self, modes: Sequence[str]) -> None:
+        self.counts = {mode: [0, 0, 0] for mode in modes}
+        self.calls = dict.fromkeys(modes, 0)
+        self.mode: str | None = None
+        gc.callbacks.append(self._seen)
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and self.mode is not None:
+            self.counts[self.mode][info["generation"]] += 1
+
+    def per_thousand(self, mode: str) -> str:
+        return "/".join(f"{n * 1000 / max(1, self.calls[mode]):.0f}" for n in self.counts[mode])
+
+
+def _end_to_end(
+    rounds: int, calls: int
+) -> tuple[dict[str, dict[str, list[float]]], list[float], _Collections]:
     """Calls through the real SDK and transport: untracked, tracked with the dispatch
     thread's work held back until the round ends, and tracked with it running."""
     call, stream = workload()
     off_path: list[float] = []
     modes = ("untracked", "tracked", "busy loop")
     timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in ("call", "stream")}
+    collections = _Collections(modes)
     with tracked_client(warm_up=(call, stream)) as analytics:
         for mode in rotated(modes, rounds):
             if mode == "untracked":
@@ -280,32 +302,56 @@ def _end_to_end(rounds: int, calls: int) -> tuple[dict[str, dict[str, list[float
                 amplitude.ai.track(analytics)
             # "tracked": the dispatch thread only collects calls; they are sent after the round.
             with held_back(off_path) if mode == "tracked" else contextlib.nullcontext():
+                collections.mode = mode
                 timings["call"][mode].append(_time_per_call(call, calls))
+                collections.mode = None
+                collections.calls[mode] += calls
                 timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
-    return timings, off_path
+    gc.callbacks.remove(collections._seen)
+    return timings, off_path, collections
+
+
+def paired(base: list[float], other: list[float]) -> tuple[float, float, float]:
+    """Median of the per-round differences `other - base`, with a bootstrap 95% interval.
+
+    Per round, not the difference of medians: the machine's speed drifts between rounds by
+    more than the difference measured, and both modes of a round share its speed.
+    """
+    diffs = [b - a for a, b in zip(base, other)]
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(1000))
+    return statistics.median(diffs), medians[25], medians[974]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
-    timings, off_path = _end_to_end(args.rounds, args.calls)
-    modes = ("untracked", "tracked", "busy loop")
-
-    def us(values: list[float]) -> float:
-        return statistics.median(values) * 1e6
+    timings, off_path, collections = _end_to_end(args.rounds, args.calls)
 
     python = sys.version.split()[0]
     print(f"openai {openai.__version__}, python {python}, {args.rounds} rounds x {args.calls} calls")
-    print(f"{'':40}{'untracked':>11}{'tracked':>11}{'added':>9}{'busy loop':>11}{'added':>9}")
+    print("medians; added: median of the per-round differences from untracked [95% interval]")
+    print(f"{'':38}{'untracked':>10}{'tracked':>10}{'added':>24}{'busy loop':>11}{'added':>24}")
     for name, label, per in (
         ("call", "non-streaming chat call (us/call)", 1),
         ("stream", f"streamed chat, {CHUNKS} chunks (us/stream)", 1),
         ("stream", "  per chunk, fixed cost spread (us)", CHUNKS),
     ):
-        base, tracked, busy = (us(timings[name][m]) / per for m in modes)
-        print(f"{label:40}{base:11.2f}{tracked:11.2f}{tracked - base:9.2f}{busy:11.2f}{busy - base:9.2f}")
+        base = [v * 1e6 / per for v in timings[name]["untracked"]]
+        row = f"{label:38}{statistics.median(base):10.2f}"
+        for mode, width in (("tracked", 10), ("busy loop", 11)):
+            values = [v * 1e6 / per for v in timings[name][mode]]
+            mid, low, high = paired(base, values)
+            row += f"{statistics.median(values):{width}.2f}{f'{mid:+.2f} [{low:+.2f}, {high:+.2f}]':>24}"
+        print(row)
+    print(
+        "garbage collections per 1000 non-streaming calls (generation 0/1/2): "
+        + ", ".join(
+            f"{mode} {collections.per_thousand(mode)}" for mode in ("untracked", "tracked", "busy loop")
+        )
+    )
     per_event = statistics.median(off_path) * 1e6
     print(f"off the caller's path: {per_event:.1f} us CPU per event (build + Amplitude client track)")
     direct = _per_call_cost(args.rounds, 2000)

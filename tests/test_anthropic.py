@@ -29,7 +29,7 @@ if importlib.util.find_spec("anthropic.resources.messages") is None:
     pytest.skip(f"anthropic {anthropic.__version__} predates `client.messages`", allow_module_level=True)
 
 from amplitude.ai import _instrument  # noqa: E402 (after the module-level skip, like the SDK)
-from amplitude.ai._patching import TrackingWrapper  # noqa: E402
+from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 from amplitude.ai._providers import anthropic as anthropic_provider  # noqa: E402
 
@@ -66,7 +66,7 @@ def _messages_classes() -> list[type]:
 def _provider_patched() -> bool:
     for cls in _messages_classes():
         wrapper = vars(cls).get("create")
-        if type(wrapper) is not TrackingWrapper or not wrapper._self_switch.on:
+        if (switch := tracking_switch(wrapper)) is None or not switch.on:
             return False
     return True
 
@@ -511,8 +511,9 @@ def test_platform_beta_classes_are_patched_once() -> None:
         for name in ("create", "parse", "stream"):
             wrapper = vars(cls).get(name)
             if wrapper is not None:
-                assert type(wrapper) is TrackingWrapper, f"{cls.__module__}.{cls.__name__}.{name}"
-                assert "Wrapper" not in type(wrapper.__wrapped__).__name__
+                switch = tracking_switch(wrapper)
+                assert switch is not None, f"{cls.__module__}.{cls.__name__}.{name}"
+                assert tracking_switch(switch.original) is None
 
 
 def test_loading_the_provider_again_changes_nothing(tracked: Any, client: Any, capture: Any) -> None:

@@ -27,7 +27,7 @@ if not hasattr(cohere, "ClientV2"):
     pytest.skip(f"cohere {cohere.__version__} predates ClientV2", allow_module_level=True)
 
 from amplitude.ai import _instrument  # noqa: E402 (after the module-level skip, like the SDK)
-from amplitude.ai._patching import TrackingWrapper  # noqa: E402
+from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 
 # "DO-NOT-LEAK" puts them under conftest's privacy scan.
@@ -72,7 +72,7 @@ def _patched_methods() -> list[tuple[type, str]]:
 def _provider_patched() -> bool:
     for cls, name in _patched_methods():
         wrapper = vars(cls).get(name)
-        if type(wrapper) is not TrackingWrapper or not wrapper._self_switch.on:
+        if (switch := tracking_switch(wrapper)) is None or not switch.on:
             return False
     return True
 

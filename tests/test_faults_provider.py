@@ -416,6 +416,7 @@ USAGE = JUNK | st.fixed_dictionaries(
         "completion_tokens": COUNT,
         "total_tokens": COUNT,
         "prompt_tokens_details": JUNK | st.fixed_dictionaries({}, optional={"cached_tokens": COUNT}),
+        "completion_tokens_details": JUNK | st.fixed_dictionaries({}, optional={"reasoning_tokens": COUNT}),
     },
 )
 MODEL = st.text(max_size=12) | st.integers() | st.none()
@@ -530,6 +531,61 @@ def test_fuzzed_chat_bodies(
     if not outcome.raised:
         check_tokens(p, body.get("usage"))
     assert failures(caplog) == []
+
+
+COMPLETION_CHOICE = JUNK | st.fixed_dictionaries(
+    {}, optional={"index": st.integers(0, 2) | JUNK, "text": CONTENT, "finish_reason": FINISH}
+)
+COMPLETION_BODY = st.fixed_dictionaries(
+    {"id": st.just("cmpl-fuzz"), "object": st.just("text_completion"), "created": st.just(1)},
+    optional={"model": MODEL, "choices": st.lists(COMPLETION_CHOICE, max_size=3) | JUNK, "usage": USAGE},
+)
+# Fields the SDK's usage models do not declare, some of which `_read_usage` also reads.
+USAGE_EXTRAS = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt_tokens": COUNT,
+        "completion_tokens": COUNT,
+        "input_tokens": COUNT,
+        "output_tokens": COUNT,
+        "input_tokens_details": JUNK | st.fixed_dictionaries({}, optional={"cached_tokens": COUNT}),
+        "output_tokens_details": JUNK | st.fixed_dictionaries({}, optional={"reasoning_tokens": COUNT}),
+    },
+)
+EMBEDDING_BODY = st.fixed_dictionaries(
+    {"object": st.just("list"), "data": st.just([])}, optional={"model": MODEL, "usage": USAGE}
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    case=st.one_of(
+        st.tuples(st.just("chat_completion"), CHAT_BODY),
+        st.tuples(st.just("completion"), COMPLETION_BODY),
+        st.tuples(st.just("embedding"), EMBEDDING_BODY),
+    ),
+    data=st.data(),
+)
+def test_kept_body_reads_as_the_whole_response(case: tuple[str, dict[str, Any]], data: st.DataObject) -> None:
+    """What a finished call keeps of a parsed response (read on the caller's path) gives the
+    event exactly what the whole response would (read off the path), whatever the server sent."""
+    from amplitude.ai._providers.openai import _kept_body, _read_body
+
+    operation, body = case
+    if isinstance(body.get("usage"), dict) and data.draw(st.booleans()):
+        body = {**body, "usage": {**body["usage"], **data.draw(USAGE_EXTRAS)}}
+    model_class = {
+        "chat_completion": openai.types.chat.ChatCompletion,
+        "completion": openai.types.Completion,
+        "embedding": openai.types.CreateEmbeddingResponse,
+    }[operation]
+    # As the SDK builds a response model from the body: no validation, nested models too.
+    response = model_class.construct(**body)
+    whole: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    _read_body(response, operation, whole)
+    _read_body(_kept_body(response, operation), operation, kept)
+    assert kept == whole
 
 
 @FUZZ

@@ -28,7 +28,7 @@ genai = pytest.importorskip("google.genai")
 from google.genai import errors, models, types  # noqa: E402 (after the skip, like the SDK)
 
 from amplitude.ai import _instrument  # noqa: E402
-from amplitude.ai._patching import TrackingWrapper  # noqa: E402
+from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 
 # "DO-NOT-LEAK" puts it under conftest's privacy scan.
@@ -66,7 +66,7 @@ def _provider_patched() -> bool:
     for cls in (models.Models, models.AsyncModels):
         for name in ("generate_content", "generate_content_stream", "embed_content"):
             wrapper = vars(cls).get(name)
-            if type(wrapper) is not TrackingWrapper or not wrapper._self_switch.on:
+            if (switch := tracking_switch(wrapper)) is None or not switch.on:
                 return False
     return True
 

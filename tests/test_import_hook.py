@@ -29,7 +29,7 @@ import wrapt
 
 import amplitude.ai
 from amplitude.ai import _hook
-from amplitude.ai._patching import TrackingWrapper
+from amplitude.ai._patching import tracking_switch
 from conftest import sent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,8 @@ def tracking_wrappers(obj: Any) -> int:
     """How many of our wrappers sit in `obj`'s chain of ``__wrapped__``."""
     count = 0
     for _ in range(64):
-        count += type(obj) is TrackingWrapper
+        count += tracking_switch(obj) is not None
+        obj = getattr(obj, "__func__", obj)
         obj = getattr(obj, "__wrapped__", None)
         if obj is None:
             break
@@ -126,12 +127,17 @@ def apis(amp):
     return [event.event_properties["api"] for event in amp.events]
 
 
-def tracking_wrappers(obj):
-    from amplitude.ai._patching import TrackingWrapper
+def tracking_switch(obj):
+    from amplitude.ai._patching import tracking_switch as switch
 
+    return switch(obj)
+
+
+def tracking_wrappers(obj):
     count = 0
     for _ in range(64):
-        count += type(obj) is TrackingWrapper
+        count += tracking_switch(obj) is not None
+        obj = getattr(obj, "__func__", obj)
         obj = getattr(obj, "__wrapped__", None)
         if obj is None:
             break
@@ -706,14 +712,15 @@ def chat_class() -> Iterator[type]:
     current = cls.__dict__["create"]
     assert tracking_wrappers(current) == 1
     sdk_function = current
-    while type(sdk_function) is not types.FunctionType:  # peel wrappers (proxies pass isinstance)
+    # Peel wrappers: ours (a function too) and others' (proxies pass isinstance).
+    while type(sdk_function) is not types.FunctionType or tracking_switch(sdk_function) is not None:
         sdk_function = sdk_function.__wrapped__
     yield cls
     amplitude.ai.uninstrument()
     cls.create = sdk_function  # type: ignore[attr-defined,method-assign,unused-ignore]
     amplitude.ai.instrument()
     restored = cls.__dict__["create"]
-    assert type(restored) is TrackingWrapper and restored.__wrapped__ is sdk_function
+    assert tracking_switch(restored) is not None and restored.__wrapped__ is sdk_function
     for target, name in openai_targets():
         assert tracking_wrappers(target.__dict__[name]) == 1
 
@@ -764,7 +771,7 @@ def test_foreign_wrapper_under_ours(chat_class: type, openai_client: Any) -> Non
 
     amplitude.ai.instrument()
     ours = chat_class.__dict__["create"]
-    assert type(ours) is TrackingWrapper and ours.__wrapped__ is foreign
+    assert tracking_switch(ours) is not None and ours.__wrapped__ is foreign
 
     fake = FakeAmplitude()
     amplitude.ai.track(fake)
@@ -818,7 +825,7 @@ def test_foreign_wrapper_installed_before_amplitude_ai_is_imported(tmp_path: Pat
         client.chat.completions.create(**kwargs)
         asyncio.run(aclient.chat.completions.create(**kwargs))
         result = {
-            "ours_on_top": type(ours).__name__ == "TrackingWrapper" and ours.__wrapped__ is foreign,
+            "ours_on_top": tracking_switch(ours) is not None and ours.__wrapped__ is foreign,
             "wrappers": tracking_wrappers(ours),
             "seen": list(seen),
             "apis": apis(amp),
@@ -974,7 +981,7 @@ calls()
 outer = chat.Completions.__dict__["create"]
 result = {
     "both": observed(),
-    "outermost_is_ours": type(outer).__name__ == "TrackingWrapper",
+    "outermost_is_ours": tracking_switch(outer) is not None,
     "wrappers": tracking_wrappers(outer),
 }
 if FIRST == "otel":
@@ -983,12 +990,9 @@ if FIRST == "otel":
     amplitude.ai.uninstrument()
     result["restored"] = chat.Completions.__dict__["create"] is foreign
 else:
-    # OTel is outermost: removing OTel's leaves ours working. Its unwrap() reads the attribute
-    # through the descriptor protocol, so what it puts back is our wrapper bound to the class.
+    # OTel is outermost: removing OTel's leaves ours working, put back as it was.
     otel.uninstrument()
-    current = chat.Completions.__dict__["create"]
-    parent = getattr(current, "_self_parent", None)
-    result["restored"] = "TrackingWrapper" in (type(current).__name__, type(parent).__name__)
+    result["restored"] = tracking_switch(chat.Completions.__dict__["create"]) is not None
 calls()
 result["after"] = observed()
 if FIRST != "otel":

@@ -47,7 +47,7 @@ AsyncStream = getattr(eventstreaming, "EventStreamAsync", types.AsyncGeneratorTy
 SDKError = getattr(getattr(sdk, "errors", None), "SDKError", None) or sdk.models.SDKError
 
 from amplitude.ai import _instrument  # noqa: E402 (after the module-level skip, like the SDK)
-from amplitude.ai._patching import TrackingWrapper  # noqa: E402
+from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 
 # Credentials only these tests use; "DO-NOT-LEAK" puts them under conftest's privacy scan.
@@ -84,7 +84,7 @@ ENTRY = next(
 def _provider_patched() -> bool:
     for cls, name in ((chat_module.Chat, "complete"), (embeddings_module.Embeddings, "create_async")):
         wrapper = vars(cls).get(name)
-        if type(wrapper) is not TrackingWrapper or not wrapper._self_switch.on:
+        if (switch := tracking_switch(wrapper)) is None or not switch.on:
             return False
     return True
 

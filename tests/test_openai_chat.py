@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import weakref
 from typing import Any
 
 import pytest
 
+import amplitude.ai
+from amplitude.ai._dispatch import dispatcher
 from conftest import OPENAI_KEY, accepts, check_dropped_stream, openai_v1, props, requires_sdk, sent
 from loopback import (
     CACHED_TOKENS,
@@ -81,6 +84,83 @@ def test_chat_create_event(tracked: Any, openai_client: Any, capture: Any) -> No
     assert p["server_host"] == "127.0.0.1"
     assert None not in p.values()
     assert "SECRET-PROMPT-CONTENT" not in repr(event), "request content must not be sent"
+
+
+class _Conversation(list):  # type: ignore[type-arg]
+    """A list that can be weakly referenced: is it still alive?"""
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-call"])
+def test_finished_call_keeps_neither_response_nor_conversation(
+    tracked: Any, openai_client: Any, capture: Any, tools: bool
+) -> None:
+    """Until its event is built (up to a batch delay later), a finished call holds only the
+    values its event needs, not the SDK's response or the caller's messages.
+
+    Regression: both were kept, so in a busy caller they outlived young-generation garbage
+    collections and brought on full ones (~10 us a call in benchmarks/overhead.py).
+    """
+    if tools and not accepts(Completions.create, "tools"):
+        pytest.skip("tools parameter: openai >= 1.1")
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    try:
+        messages = _Conversation(MESSAGES)
+        extra = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
+        completion = openai_client.chat.completions.create(
+            model="gpt-4o", messages=messages, **(extra if tools else {})
+        )
+        request_id = getattr(completion, "_request_id", None)
+        finished = [weakref.ref(completion), weakref.ref(messages)]
+        del completion, messages
+        amplitude.ai.flush()
+        assert len(held) == 1, "the event is not built yet"
+        assert [ref() for ref in finished] == [None, None]
+    finally:
+        dispatcher._handle = real_handle
+    real_handle(held.pop())
+    (p,) = props(capture)
+    assert (p["model"], p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
+        "gpt-4o" + MODEL_SUFFIX,
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+        TOTAL_TOKENS,
+    )
+    assert (p["cached_input_tokens"], p["reasoning_tokens"]) == (CACHED_TOKENS, REASONING_TOKENS)
+    assert (p["message_count"], p["last_message_role"]) == (2, "user")
+    assert p.get("request_id") == request_id
+    if tools:
+        assert (p["finish_reason"], p["tool_call_count"]) == ("tool_calls", 1)
+        assert "response_preview" not in p
+    else:
+        assert (p["finish_reason"], p["tool_call_count"], p["response_preview"]) == ("stop", 0, STUB_TEXT)
+
+
+def test_finished_stream_is_not_kept(tracked: Any, openai_client: Any, capture: Any) -> None:
+    """Until its event is built, a finished stream's call holds its request id and sent
+    headers, not the SDK's stream (and with it the HTTP response and connection objects).
+
+    Regression: the stream was kept (~40 objects a stream, ~30 us of the app's garbage
+    collections per stream in a busy caller).
+    """
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    try:
+        stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        request_id = stream.response.headers["x-request-id"]
+        sdk_stream = weakref.ref(stream.__wrapped__)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        del stream
+        amplitude.ai.flush()
+        assert len(held) == 1, "the event is not built yet"
+        assert sdk_stream() is None
+    finally:
+        dispatcher._handle = real_handle
+    real_handle(held.pop())
+    (p,) = props(capture)
+    assert (p["request_id"], p["response_preview"], p["stream_completed"]) == (request_id, text, True)
 
 
 def test_request_user_becomes_user_id(tracked: Any, openai_client: Any, capture: Any) -> None:

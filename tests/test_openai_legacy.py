@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import amplitude.ai
-from amplitude.ai._patching import TrackingWrapper
+from amplitude.ai._patching import tracking_switch
 from conftest import OPENAI_KEY, OPENAI_ORG, STUB_TOKENS, check_dropped_stream, props, sent, tokens
 from loopback import EMBEDDING_TOKENS_PER_INPUT, MODEL_SUFFIX, STUB_PIECES, STUB_TEXT, OpenAIStub, Reply
 
@@ -75,11 +75,12 @@ def test_methods_are_patched_on_the_classes_users_call_and_nowhere_else() -> Non
     for cls in (openai.ChatCompletion, openai.Completion, openai.Embedding):
         for name in ("create", "acreate"):
             wrapper = cls.__dict__[name]
-            assert type(wrapper) is TrackingWrapper, f"{cls.__name__}.{name}"
-            assert isinstance(wrapper.__wrapped__, classmethod)
+            switch = tracking_switch(wrapper)
+            assert switch is not None, f"{cls.__name__}.{name}"
+            assert isinstance(wrapper, classmethod) and isinstance(switch.original, classmethod)
     # The subclasses call these through super(): patching them too would track twice.
     for name in ("create", "acreate"):
-        assert type(EngineAPIResource.__dict__[name]) is not TrackingWrapper
+        assert tracking_switch(EngineAPIResource.__dict__[name]) is None
 
 
 def test_uninstrument_restores_the_classmethods() -> None:

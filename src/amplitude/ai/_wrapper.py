@@ -18,16 +18,16 @@ from ._provider import Method, Provider
 
 _active = _state.active
 
-Wrapper = Callable[[Callable[..., Any], Any, "tuple[Any, ...]", "dict[str, Any]"], Any]
-
 
 class Switch:
-    """Turns one installed wrapper off when it cannot be unpatched (it is not outermost)."""
+    """Turns one installed wrapper off when it cannot be unpatched (it is not outermost);
+    remembers what it replaced."""
 
-    __slots__ = ("on",)
+    __slots__ = ("on", "original")
 
-    def __init__(self) -> None:
+    def __init__(self, original: Any) -> None:
         self.on = True
+        self.original = original
 
 
 def _begin(provider: Provider, method: Method, instance: Any, kwargs: dict[str, Any]) -> Call | None:
@@ -52,35 +52,35 @@ def _end(call: Call, result: Any) -> Any:
         return result
 
 
-def make_wrapper(provider: Provider, method: Method, switch: Switch) -> Wrapper:
+def make_wrapper(
+    provider: Provider, method: Method, switch: Switch, target: Callable[..., Any]
+) -> Callable[..., Any]:
+    """The function that replaces an SDK method: `target(instance, *args, **kwargs)` calls
+    the method it replaces (for a classmethod, `instance` is the class)."""
     if method.is_async:
 
-        async def async_wrapper(
-            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            call = _begin(provider, method, instance, kwargs) if switch.on else None
+        async def tracked_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            call = _begin(provider, method, self, kwargs) if switch.on else None
             if call is None:
-                return await wrapped(*args, **kwargs)
+                return await target(self, *args, **kwargs)
             try:
-                result = await wrapped(*args, **kwargs)
+                result = await target(self, *args, **kwargs)
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
             return _end(call, result)
 
-        return async_wrapper
+        return tracked_async
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        call = _begin(provider, method, instance, kwargs) if switch.on else None
+    def tracked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _begin(provider, method, self, kwargs) if switch.on else None
         if call is None:
-            return wrapped(*args, **kwargs)
+            return target(self, *args, **kwargs)
         try:
-            result = wrapped(*args, **kwargs)
+            result = target(self, *args, **kwargs)
         except BaseException as exc:
             call.finish(error=exc)
             raise
         return _end(call, result)
 
-    return wrapper
+    return tracked

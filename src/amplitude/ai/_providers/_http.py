@@ -72,6 +72,30 @@ def raw_response(call: Call, raw: Any, track_stream: TrackStream) -> Any:
     return proxy
 
 
+class Exchange:
+    """What a stream's event reads of its HTTP exchange: the request id and the headers
+    sent (credentials to scrub). Kept instead of the stream, which would otherwise stay
+    alive with every object of its connection until the event is built, a batch delay
+    after the stream ends: objects kept that long make the app's garbage collector work
+    harder (see the openai provider's `_kept_body`)."""
+
+    __slots__ = ("request_id", "sent_headers")
+
+    def __init__(self, request_id: Any, sent_headers: Any) -> None:
+        self.request_id = request_id
+        self.sent_headers = sent_headers
+
+
+def exchange(stream: Any, request_id_header: str) -> Any:
+    """The `Exchange` of an SDK stream (its `response` is the HTTP response, headers
+    received); the HTTP response itself if it cannot be read that way."""
+    http: Any = getattr(stream, "response", None)
+    try:
+        return Exchange(http.headers.get(request_id_header), http.request.headers)
+    except Exception:
+        return http
+
+
 def http_response(outcome: Any) -> Any:
     """The HTTP response behind a raw response, a stream or an HTTP status error."""
     return getattr(outcome, "http_response", None) or getattr(outcome, "response", None)
@@ -97,6 +121,8 @@ def sent_headers(call: Call) -> Any:
     for outcome in (call.error, call.response):
         if outcome is None:
             continue
+        if isinstance(outcome, Exchange):
+            return outcome.sent_headers
         try:
             request = getattr(outcome, "request", None) or getattr(http_response(outcome), "request", None)
             headers = getattr(request, "headers", None)

@@ -33,7 +33,7 @@ from .._provider import Method, Provider
 
 # The raw-response proxies and the HTTP-level readers are the SDK generator's (Stainless),
 # which openai and anthropic share: what they hold is the same, not just alike.
-from ._http import body, credential_header_values, raw_response, sent_headers
+from ._http import body, credential_header_values, exchange, raw_response, sent_headers
 from ._read import PREVIEW_CHARS, as_int, as_str, first_int, get, is_scalar, path, preview, seq
 
 _OPERATION = "chat_completion"
@@ -127,7 +127,7 @@ def _track_stream(call: Call, stream: Any) -> Any:
     """What the caller gets for a stream: our proxy, or the SDK's own object observed in
     place where a proxy would fail `isinstance(s, anthropic.Stream)` (from 0.3x to the
     last 0.x the stream classes' metaclass accepts their exact instances only)."""
-    call.response = _http_response(stream)
+    call.response = _exchange(stream)
     is_async = call.method.is_async
     cls = type(stream)
     passes = _proxy_passes.get(cls)
@@ -142,10 +142,10 @@ def _track_stream(call: Call, stream: Any) -> Any:
     return stream
 
 
-def _http_response(stream: Any) -> Any:
-    """What the event needs of a stream (its headers), not the stream: the dispatcher holds
-    open calls until they end, and the stream must stay collectable if the caller drops it."""
-    return getattr(stream, "response", None)
+def _exchange(stream: Any) -> Any:
+    """What the event needs of a stream, not the stream: the dispatcher holds open calls
+    until they end, and the stream must stay collectable if the caller drops it."""
+    return exchange(stream, "request-id")
 
 
 def _closing(close: Callable[[], Any], call: Call) -> Callable[[], Any]:
@@ -185,7 +185,7 @@ def _entered(call: Call, stream: Any, is_async: bool) -> Any:
     among its own: the proxy goes there. Proxying the stream object itself would miss
     every read it makes of itself.
     """
-    call.response = _http_response(stream)
+    call.response = _exchange(stream)
     try:
         stream._iterator = _streams.track_stream(stream._iterator, call, is_async)
     except Exception as exc:

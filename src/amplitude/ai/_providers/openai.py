@@ -22,7 +22,7 @@ from urllib.parse import unquote
 from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
-from ._http import body, credential_header_values, http_response, raw_response, sent_headers
+from ._http import body, credential_header_values, exchange, http_response, raw_response, sent_headers
 from ._read import PREVIEW_CHARS, as_str, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
@@ -60,6 +60,7 @@ def _methods() -> tuple[Method, ...]:
 
 
 _RAW_HEADER = "X-Stainless-Raw-Response"
+_REQUEST_ID_HEADER = "x-request-id"
 OPENAI_HOST = "api.openai.com"
 # Scalar request parameters worth charting; content-bearing ones (messages, input,
 # instructions, metadata, user) are deliberately absent.
@@ -91,23 +92,39 @@ _PARAMS = {
 _PARAM_NAMES = frozenset(_PARAMS)
 
 
+# The request argument that carries the conversation, by API; counted on the call path,
+# not kept. A kept conversation would live on until its event is built, and objects kept
+# alive that long make the app's garbage collector work harder (see `_kept_body`).
+_CONTENT_ARGS = ("messages", "input", "prompt")
+
+
 class Request:
     """What must be read from the request on the call path: the caller may mutate it after."""
 
-    __slots__ = ("count", "kwargs", "last", "raw")
+    __slots__ = ("count", "kwargs", "raw", "role")
 
-    def __init__(self, kwargs: dict[str, Any], count: int | None, last: Any, raw: Any) -> None:
-        self.kwargs = kwargs
-        self.count = count
-        self.last = last
+    def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
+        self.count: int | None = None
+        self.kwargs = kept = kwargs.copy()
+        for name in _CONTENT_ARGS:
+            items = kept.pop(name, None)
+            if items is not None:
+                break
+        last: Any = None
+        if isinstance(items, (list, tuple)):
+            self.count = len(items)
+            if items:
+                last = items[-1]
+        elif isinstance(items, str):
+            self.count, last = 1, items
+        self.role = _role(last)
         self.raw = raw
 
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     headers = kwargs.get("extra_headers")
     raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
-    count, last = request_items(kwargs)
-    call.request = Request(kwargs, count, last, raw)
+    call.request = Request(kwargs, raw)
     if (
         start_stream(call, kwargs)
         and raw is None
@@ -115,20 +132,6 @@ def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
         and _takes_stream_options(type(instance), call.method.name)
     ):
         ask_for_usage(call, kwargs)
-
-
-def request_items(kwargs: dict[str, Any]) -> tuple[int | None, Any]:
-    """How many messages / input items the request has, and the last one."""
-    items = kwargs.get("messages")
-    if items is None:
-        items = kwargs.get("input")
-        if items is None:
-            items = kwargs.get("prompt")
-    if isinstance(items, (list, tuple)):
-        return len(items), (items[-1] if items else None)
-    if isinstance(items, str):
-        return 1, items
-    return None, None
 
 
 def start_stream(call: Call, kwargs: dict[str, Any]) -> bool:
@@ -207,19 +210,79 @@ def _sdk_streams() -> tuple[type, type]:
 def _on_result(call: Call, result: Any) -> Any:
     Stream, AsyncStream = _sdk_streams()
     if isinstance(result, Stream):
-        call.response = result
+        call.response = exchange(result, _REQUEST_ID_HEADER)
         return _streams.TrackedStream(result, call)
     if isinstance(result, AsyncStream):
-        call.response = result
+        call.response = exchange(result, _REQUEST_ID_HEADER)
         return _streams.TrackedAsyncStream(result, call)
     if call.request.raw is not None and hasattr(result, "http_response"):
         return raw_response(call, result, _track_stream)
-    call.finish(response=result)
+    call.finish(response=_kept_body(result, call.method.operation))
     return result
 
 
+def _kept_body(result: Any, operation: str) -> Any:
+    """What the event needs of a parsed response, in the shape `_read_body` reads.
+
+    The response itself would stay alive until its event is built, up to a batch delay
+    later; objects tracking keeps alive that long survive the app's young-generation
+    collections and bring on full ones, which cost a back-to-back caller more than the
+    rest of tracking together. So the few values are read here, with plain attribute reads
+    (~1 us); anything unexpected keeps the whole response, read off the path instead.
+    Responses API results (nested output items) are always kept whole.
+    """
+    if operation == "response":
+        return result
+    try:
+        kept = {
+            "model": result.model,
+            "usage": _kept_usage(result.usage, operation),
+            "_request_id": getattr(result, "_request_id", None),
+        }
+        choices = result.choices if operation != "embedding" else None
+        if isinstance(choices, list) and choices:
+            first = choices[0]
+            if operation == "chat_completion":
+                tool_calls = 0
+                for choice in choices:
+                    calls = choice.message.tool_calls
+                    if calls:
+                        tool_calls += len(seq(calls))
+                message = {"content": _cut(first.message.content), "tool_calls": (None,) * tool_calls}
+                kept["choices"] = ({"finish_reason": first.finish_reason, "message": message},)
+            else:
+                kept["choices"] = ({"finish_reason": first.finish_reason, "text": _cut(first.text)},)
+    except Exception:
+        return result
+    return kept
+
+
+def _kept_usage(usage: Any, operation: str) -> Any:
+    """A usage's counts, as `_read_usage` reads them from the object; the object itself
+    when it holds fields the SDK does not declare, since `_read_usage` reads some of those
+    too (and under pydantic v1, where telling is not as cheap)."""
+    if usage is None or getattr(usage, "__pydantic_extra__", True):
+        return usage
+    if operation == "embedding":
+        return {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}
+    cached, reasoning = usage.prompt_tokens_details, usage.completion_tokens_details
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": None if cached is None else {"cached_tokens": cached.cached_tokens},
+        "completion_tokens_details": (
+            None if reasoning is None else {"reasoning_tokens": reasoning.reasoning_tokens}
+        ),
+    }
+
+
+def _cut(text: Any) -> Any:
+    return text[:PREVIEW_CHARS] if isinstance(text, str) else text
+
+
 def _track_stream(call: Call, stream: Any) -> Any:
-    call.response = stream
+    call.response = exchange(stream, _REQUEST_ID_HEADER)
     return _streams.track_stream(stream, call)
 
 
@@ -257,7 +320,7 @@ def request_properties(call: Call) -> dict[str, Any]:
         props["input_count"] = request.count
     else:
         props["message_count"] = request.count
-        props["last_message_role"] = _role(request.last)
+        props["last_message_role"] = request.role
     return props
 
 
@@ -313,12 +376,12 @@ def _request_id(call: Call) -> str | None:
             continue
         # Parsed models carry `_request_id` since openai 1.46, errors `request_id` since 1.2x;
         # before, only the HTTP response's headers have it.
-        rid = as_str(getattr(outcome, "_request_id", None)) or as_str(getattr(outcome, "request_id", None))
+        rid = as_str(get(outcome, "_request_id")) or as_str(get(outcome, "request_id"))
         if rid:
             return rid
         headers = getattr(http_response(outcome), "headers", None)
         try:
-            rid = as_str(headers.get("x-request-id")) if headers is not None else None
+            rid = as_str(headers.get(_REQUEST_ID_HEADER)) if headers is not None else None
         except Exception:
             rid = None
         if rid:

@@ -31,7 +31,6 @@ from .openai import (
     Request,
     ask_for_usage,
     is_azure_host,
-    request_items,
     request_properties,
     response_properties,
     start_stream,
@@ -59,16 +58,15 @@ class _LegacyRequest(Request):
 
     __slots__ = ("api_base", "api_type", "credentials")
 
-    def __init__(self, kwargs: dict[str, Any], count: int | None, last: Any, sdk: Any) -> None:
-        super().__init__(kwargs, count, last, None)
+    def __init__(self, kwargs: dict[str, Any], sdk: Any) -> None:
+        super().__init__(kwargs, None)
         self.api_base = kwargs.get("api_base") or getattr(sdk, "api_base", None)
         self.api_type = kwargs.get("api_type") or getattr(sdk, "api_type", None)
         self.credentials = (getattr(sdk, "api_key", None), getattr(sdk, "organization", None))
 
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
-    count, last = request_items(kwargs)
-    request = _LegacyRequest(kwargs, count, last, sys.modules.get("openai"))
+    request = _LegacyRequest(kwargs, sys.modules.get("openai"))
     call.request = request
     # The legacy SDK sends any extra keyword as a body field, so asking for usage needs
     # no support from it; other hosts are left alone as on v1.
