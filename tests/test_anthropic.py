@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Callable
 
@@ -28,7 +29,9 @@ anthropic = pytest.importorskip("anthropic")
 if importlib.util.find_spec("anthropic.resources.messages") is None:
     pytest.skip(f"anthropic {anthropic.__version__} predates `client.messages`", allow_module_level=True)
 
-from amplitude.ai import _instrument  # noqa: E402 (after the module-level skip, like the SDK)
+import amplitude.ai  # noqa: E402 (after the module-level skip, like the SDK)
+from amplitude.ai import _instrument  # noqa: E402
+from amplitude.ai._dispatch import dispatcher  # noqa: E402
 from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 from amplitude.ai._providers import anthropic as anthropic_provider  # noqa: E402
@@ -115,6 +118,40 @@ def sampling(**params: Any) -> dict[str, Any]:
     """Sampling parameters as arguments where the SDK still has them (it dropped temperature,
     top_p and top_k in 2.x), else through `extra_body`."""
     return params if supports(*params) else {"extra_body": params}
+
+
+class _Conversation(list):  # type: ignore[type-arg]
+    """A list that can be weakly referenced: is it still alive?"""
+
+
+def test_finished_call_keeps_neither_message_nor_conversation(
+    tracked: Any, client: Any, capture: Any
+) -> None:
+    """Until its event is built, a finished call holds the values its event needs, not the
+    SDK's message or the caller's messages (why: tests/test_openai_chat.py's twin)."""
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    try:
+        messages = _Conversation(MESSAGES)
+        message = client.messages.create(model=MODEL, max_tokens=50, messages=messages)
+        request_id = getattr(message, "_request_id", None)
+        finished = [weakref.ref(message), weakref.ref(messages)]
+        del message, messages
+        amplitude.ai.flush()
+        assert len(held) == 1, "the event is not built yet"
+        assert [ref() for ref in finished] == [None, None]
+    finally:
+        dispatcher._handle = real_handle
+    real_handle(held.pop())
+    (p,) = props(capture)
+    assert (p["message_count"], p["last_message_role"], p["response_preview"]) == (
+        len(MESSAGES),
+        MESSAGES[-1]["role"],
+        STUB_TEXT,
+    )
+    assert p["input_tokens"] > 0 and p["output_tokens"] > 0
+    assert p.get("request_id") == request_id
 
 
 def test_create_event(tracked: Any, client: Any, capture: Any, stub: AnthropicStub) -> None:

@@ -588,6 +588,46 @@ def test_kept_body_reads_as_the_whole_response(case: tuple[str, dict[str, Any]],
     assert kept == whole
 
 
+ANTHROPIC_USAGE = JUNK | st.fixed_dictionaries(
+    {},
+    optional={
+        "input_tokens": COUNT,
+        "output_tokens": COUNT,
+        "cache_read_input_tokens": COUNT,
+        "cache_creation_input_tokens": COUNT,
+        "output_tokens_details": JUNK | st.fixed_dictionaries({}, optional={"thinking_tokens": COUNT}),
+        "undeclared": COUNT,
+    },
+)
+BLOCK = JUNK | st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "tool_use", "server_tool_use", "thinking"]) | JUNK},
+    optional={"text": CONTENT, "id": st.just("toolu_1"), "name": st.just("f"), "input": JUNK},
+)
+MESSAGE_BODY = st.fixed_dictionaries(
+    {"id": st.just("msg_fuzz"), "type": st.just("message"), "role": st.just("assistant")},
+    optional={
+        "model": MODEL,
+        "content": st.lists(BLOCK, max_size=3) | JUNK,
+        "stop_reason": FINISH,
+        "usage": ANTHROPIC_USAGE,
+    },
+)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(body=MESSAGE_BODY)
+def test_kept_message_reads_as_the_whole_message(body: dict[str, Any]) -> None:
+    """`test_kept_body_reads_as_the_whole_response`, for Anthropic messages."""
+    from amplitude.ai._providers.anthropic import _kept_message, _read_body
+
+    message = anthropic.types.Message.construct(**body)
+    whole: dict[str, Any] = {"model": None}
+    kept: dict[str, Any] = {"model": None}
+    _read_body(message, whole)
+    _read_body(_kept_message(message), kept)
+    assert kept == whole
+
+
 @FUZZ
 @given(chunks=CHUNKS)
 def test_fuzzed_chat_streams(

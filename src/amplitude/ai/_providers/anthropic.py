@@ -33,8 +33,8 @@ from .._provider import Method, Provider
 
 # The raw-response proxies and the HTTP-level readers are the SDK generator's (Stainless),
 # which openai and anthropic share: what they hold is the same, not just alike.
-from ._http import body, credential_header_values, exchange, raw_response, sent_headers
-from ._read import PREVIEW_CHARS, as_int, as_str, first_int, get, is_scalar, path, preview, seq
+from ._http import body, credential_header_values, declared_fields, exchange, raw_response, sent_headers
+from ._read import PREVIEW_CHARS, as_int, as_str, clipped, first_int, get, is_scalar, path, preview, seq
 
 _OPERATION = "chat_completion"
 # module -> how the caller reaches its classes (`api` prefix)
@@ -85,9 +85,11 @@ class _Request:
     __slots__ = ("count", "kwargs", "raw", "role")
 
     def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
-        self.kwargs = kwargs
+        # Without the conversation, counted here: kept, it would live on until the event
+        # is built (why that costs: the openai provider's `_kept_body`).
+        self.kwargs = kwargs.copy()
         self.raw = raw
-        messages = kwargs.get("messages")
+        messages = self.kwargs.pop("messages", None)
         if isinstance(messages, (list, tuple)):
             # Anything else (a generator...) would be consumed by counting it.
             self.count: int | None = len(messages)
@@ -113,8 +115,48 @@ def _on_result(call: Call, result: Any) -> Any:
         return raw_response(call, result, _track_stream)
     if call.stream:
         return _track_stream(call, result)
-    call.finish(response=result)
+    call.finish(response=_kept_message(result))
     return result
+
+
+def _kept_block(block: Any) -> dict[str, Any]:
+    kind = block.type
+    return {"type": kind, "text": clipped(block.text)} if kind == "text" else {"type": kind}
+
+
+_USAGE_FIELDS = (
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
+    "output_tokens_details",
+)
+
+
+def _kept_message(message: Any) -> Any:
+    """What the event needs of a parsed message, in the shape `_read_body` reads: read when
+    the call ends so the message is not kept alive until the event is built (why: the
+    openai provider's `_kept_body`). Anything unexpected keeps the whole message."""
+    try:
+        blocks = message.content
+        if isinstance(blocks, list):
+            blocks = tuple(_kept_block(block) for block in blocks)
+        usage = message.usage
+        fields = declared_fields(usage, _USAGE_FIELDS) if usage is not None else None
+        if fields is not None:
+            details = fields["output_tokens_details"]
+            if details is not None:
+                fields["output_tokens_details"] = declared_fields(details, ("thinking_tokens",)) or details
+            usage = fields
+        return {
+            "model": message.model,
+            "usage": usage,
+            "stop_reason": message.stop_reason,
+            "content": blocks,
+            "_request_id": getattr(message, "_request_id", None),
+        }
+    except Exception:
+        return message
 
 
 # -- streams ---------------------------------------------------------------------
@@ -310,13 +352,18 @@ def _properties(call: Call) -> dict[str, Any]:
         return props
     message = body(call.response)
     if message is not None:
-        _read_message(get(message, "model"), (get(message, "usage"),), get(message, "stop_reason"), props)
-        blocks = seq(get(message, "content"))
-        props["tool_call_count"] = sum(1 for block in blocks if _is_tool_use(get(block, "type")))
-        props["response_preview"] = preview(
-            [as_str(get(block, "text")) or "" for block in blocks if get(block, "type") == "text"]
-        )
+        _read_body(message, props)
     return props
+
+
+def _read_body(message: Any, props: dict[str, Any]) -> None:
+    """What a message (an SDK object, decoded JSON or `_kept_message`'s) says."""
+    _read_message(get(message, "model"), (get(message, "usage"),), get(message, "stop_reason"), props)
+    blocks = seq(get(message, "content"))
+    props["tool_call_count"] = sum(1 for block in blocks if _is_tool_use(get(block, "type")))
+    props["response_preview"] = preview(
+        [as_str(get(block, "text")) or "" for block in blocks if get(block, "type") == "text"]
+    )
 
 
 def _read_params(kwargs: dict[str, Any], props: dict[str, Any]) -> None:
@@ -364,7 +411,7 @@ def _request_id(outcome: Any) -> str | None:
     """The `request-id` header: recent SDKs keep it on messages (`_request_id`), raw
     responses and errors (`request_id`); those but messages hold the HTTP response, and
     streams are recorded as theirs."""
-    rid = as_str(getattr(outcome, "_request_id", None)) or as_str(getattr(outcome, "request_id", None))
+    rid = as_str(get(outcome, "_request_id")) or as_str(get(outcome, "request_id"))
     if rid is None:
         http: Any = getattr(outcome, "http_response", None) or getattr(outcome, "response", None) or outcome
         with contextlib.suppress(Exception):

@@ -23,7 +23,7 @@ from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
 from ._http import body, credential_header_values, exchange, http_response, raw_response, sent_headers
-from ._read import PREVIEW_CHARS, as_str, first_int, get, is_scalar, path, preview, seq
+from ._read import PREVIEW_CHARS, as_str, clipped, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
 _CHAT_V1 = "openai.resources.chat.completions"  # a module until 1.6x, a package since
@@ -248,10 +248,10 @@ def _kept_body(result: Any, operation: str) -> Any:
                     calls = choice.message.tool_calls
                     if calls:
                         tool_calls += len(seq(calls))
-                message = {"content": _cut(first.message.content), "tool_calls": (None,) * tool_calls}
+                message = {"content": clipped(first.message.content), "tool_calls": (None,) * tool_calls}
                 kept["choices"] = ({"finish_reason": first.finish_reason, "message": message},)
             else:
-                kept["choices"] = ({"finish_reason": first.finish_reason, "text": _cut(first.text)},)
+                kept["choices"] = ({"finish_reason": first.finish_reason, "text": clipped(first.text)},)
     except Exception:
         return result
     return kept
@@ -275,10 +275,6 @@ def _kept_usage(usage: Any, operation: str) -> Any:
             None if reasoning is None else {"reasoning_tokens": reasoning.reasoning_tokens}
         ),
     }
-
-
-def _cut(text: Any) -> Any:
-    return text[:PREVIEW_CHARS] if isinstance(text, str) else text
 
 
 def _track_stream(call: Call, stream: Any) -> Any:
