@@ -256,6 +256,30 @@ def test_stream_abandoned_is_sent_when_collected(tracked: Any, openai_client: An
     assert p["stream"] is True and p["stream_completed"] is False
 
 
+def test_stream_iterated_after_its_proxy_is_dropped(tracked: Any, openai_client: Any, capture: Any) -> None:
+    """`for chunk in client...create(stream=True)` keeps only the iterator, not the stream.
+
+    Regression: the call ended when the stream object was collected, at the loop's start,
+    so its event could be built before any chunk was read.
+    """
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    try:
+        chunks = iter(openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        gc.collect()
+        amplitude.ai.flush()
+        assert held == [], "ended before its chunks were read"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        amplitude.ai.flush()
+        assert len(held) == 1
+    finally:
+        dispatcher._handle = real_handle
+    real_handle(held.pop())
+    (p,) = props(capture)
+    assert (p["stream_completed"], p["response_preview"]) == (True, text)
+
+
 def test_stream_error_mid_way(tracked: Any, openai_client: Any, capture: Any, stub: Any) -> None:
     check_dropped_stream(
         stub,
