@@ -50,6 +50,16 @@ def preview(parts: list[str]) -> str | None:
     return text[:PREVIEW_CHARS] if text else None
 
 
+def without(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of a call's keyword arguments without the conversation (`names`): kept, it
+    would live on until the event is built, and objects kept alive that long make the
+    app's garbage collector work harder (see the openai provider's `_kept_body`)."""
+    kept = kwargs.copy()
+    for name in names:
+        kept.pop(name, None)
+    return kept
+
+
 def clipped(text: Any) -> Any:
     """A string cut to what a preview can show (read on the call path, it is all that is
     kept); anything else as it is."""

@@ -34,7 +34,7 @@ from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
 from ._http import credential_header_values
-from ._read import PREVIEW_CHARS, as_str, get, is_scalar, path, preview, seq
+from ._read import PREVIEW_CHARS, as_str, get, is_scalar, path, preview, seq, without
 
 _CHAT = "chat_completion"
 _EMBEDDING = "embedding"
@@ -87,13 +87,26 @@ _PARAMS = {
 }
 
 
+# Arguments carrying the conversation or the inputs: counted on the call path, not kept.
+_CONTENT_ARGS = (
+    "messages",
+    "message",
+    "chat_history",
+    "tool_results",
+    "documents",
+    "texts",
+    "inputs",
+    "images",
+)
+
+
 class _Request:
     """What must be read from the request on the call path: the caller may mutate it after."""
 
     __slots__ = ("count", "kwargs", "role")
 
     def __init__(self, kwargs: dict[str, Any], count: int | None, role: Any) -> None:
-        self.kwargs = kwargs
+        self.kwargs = without(kwargs, _CONTENT_ARGS)
         self.count = count
         self.role = role
 

@@ -29,7 +29,7 @@ from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
 from ._http import credential_header_values
-from ._read import PREVIEW_CHARS, as_int, as_str, get, is_scalar, path, preview
+from ._read import PREVIEW_CHARS, as_int, as_str, get, is_scalar, path, preview, without
 
 _MODULE = "google.genai.models"
 _CHAT = "chat_completion"
@@ -73,7 +73,7 @@ class _Request:
     __slots__ = ("count", "kwargs", "role")
 
     def __init__(self, kwargs: dict[str, Any], operation: str) -> None:
-        self.kwargs = kwargs
+        self.kwargs = without(kwargs, ("contents",))
         contents = kwargs.get("contents")
         if operation == _CHAT:
             self.count, self.role = _messages(contents)

@@ -26,7 +26,7 @@ from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
 from ._http import credential_header_values
-from ._read import PREVIEW_CHARS, as_str, first_int, get, is_scalar, path, preview, seq
+from ._read import PREVIEW_CHARS, as_str, first_int, get, is_scalar, path, preview, seq, without
 
 _CHAT = ("Chat", "chat", ("complete", "stream"), "chat_completion")
 _EMBEDDINGS = ("Embeddings", "embeddings", ("create",), "embedding")
@@ -84,7 +84,7 @@ class _Request:
     __slots__ = ("count", "kwargs", "role")
 
     def __init__(self, kwargs: dict[str, Any], items: Any) -> None:
-        self.kwargs = kwargs
+        self.kwargs = without(kwargs, ("messages", "inputs"))
         self.role: Any = None
         if isinstance(items, str):
             self.count: int | None = 1
