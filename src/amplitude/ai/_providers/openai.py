@@ -123,7 +123,8 @@ class Request:
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     headers = kwargs.get("extra_headers")
-    raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
+    # `is not None` first: an isinstance() check against an ABC costs ~0.3 us per call.
+    raw = headers.get(_RAW_HEADER) if headers is not None and isinstance(headers, Mapping) else None
     call.request = Request(kwargs, raw)
     if (
         start_stream(call, kwargs)
@@ -208,7 +209,7 @@ def _sdk_streams() -> tuple[type, type]:
 
 
 def _on_result(call: Call, result: Any) -> Any:
-    Stream, AsyncStream = _sdk_streams()
+    Stream, AsyncStream = _stream_classes or _sdk_streams()
     if isinstance(result, Stream):
         call.response = exchange(result, _REQUEST_ID_HEADER)
         return _streams.TrackedStream(result, call)
@@ -329,6 +330,8 @@ def response_properties(call: Call, props: dict[str, Any]) -> None:
 
 
 def _role(last: Any) -> str | None:
+    if type(last) is dict:  # the usual message, read on the call path: the short way
+        return as_str(last.get("role"))
     if isinstance(last, str):
         return "user"
     return as_str(get(last, "role"))
