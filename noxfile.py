@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 from typing import Callable
 
 import nox
@@ -106,3 +107,8 @@ def benchmark(session: nox.Session) -> None:
     session.install("-e", ".[openai]", "-r", "benchmarks/requirements.txt")
     for script in ("overhead.py", "peer.py", "startup.py", "memory.py"):
         session.run("python", f"benchmarks/{script}")
+    session.run("python", "benchmarks/memory.py", "--scenario", "untracked")
+    if shutil.which("valgrind"):
+        session.run("python", "benchmarks/instructions.py")
+    else:
+        session.log("valgrind not installed: benchmarks/instructions.py skipped")

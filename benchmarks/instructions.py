@@ -126,8 +126,9 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed")
-    print(f"python {sys.version.split()[0]}; per call: the difference between runs of {BASE_CALLS} and")
-    print(f"{BASE_CALLS + args.calls} calls (streams: {BASE_CALLS // 8} and {(BASE_CALLS + args.calls) // 8}), divided")
+    more = BASE_CALLS + args.calls
+    print(f"python {sys.version.split()[0]}; per call: (run of {more} - run of {BASE_CALLS}) / {args.calls}")
+    print(f"(streams: {more // 8} and {BASE_CALLS // 8}); the caller's thread only")
     print(f"{'':34}{'instructions':>14}{'D1 misses':>11}{'LL misses':>11}{'estimated':>12}")
     # A stream of 50 chunks runs ~7x the instructions of a call: fewer of them.
     for kind, label, calls in (

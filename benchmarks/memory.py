@@ -7,6 +7,8 @@ gc.collect() once everything submitted so far has been handed over.
 - reachable: a loopback capture in another process accepts every upload. RSS at 5%,
   25%, 50% and 100% of --calls (default 200k); the target is < 1 MiB growth from the
   first reading to the last.
+- untracked: the same calls as reachable, not tracked: what the SDK itself grows by.
+  Run it in a process of its own (`--scenario untracked`) to compare with reachable.
 - refused: the Amplitude URL is a loopback port that refuses connections.
 - silent: a loopback port that accepts connections and never answers (each upload
   waits for amplitude-analytics' 10 s timeout).
@@ -15,7 +17,7 @@ For the last two: RSS along the way, events dropped by amplitude.ai (its two cap
 what the Amplitude client reported through its callback (its only per-event account of
 drops), and every log record of the "amplitude.ai" and "amplitude" loggers.
 
-    python benchmarks/memory.py [--calls 200000] [--scenario reachable refused silent] [--tracemalloc]
+    python benchmarks/memory.py [--calls N] [--scenario reachable untracked refused silent] [--tracemalloc]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import gc
 import logging
 import socket
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -122,29 +125,33 @@ def _checkpoints(calls: int) -> list[int]:
     return sorted({max(1, calls * share // 100) for share in (5, 25, 50, 100)})
 
 
-def reachable(calls: int, trace: bool) -> None:
+def reachable(calls: int, trace: bool, tracked: bool = True) -> None:
     run = _workload()
     with _capture_process() as url:
         analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=url))
-        amplitude.ai.track(analytics)
+        if tracked:
+            amplitude.ai.track(analytics)
         run(1000)  # warm up: imports, patching, pydantic's caches, the worker threads
         _settle(analytics)
-        readings: list[tuple[int, int, float]] = []
+        readings: list[tuple[int, int, float, int]] = []
         done, start, snapshot = 0, time.perf_counter(), None
         for target in _checkpoints(calls):
             run(target - done)
             done = target
             _settle(analytics)
-            readings.append((done, rss(), time.perf_counter() - start))
+            readings.append((done, rss(), time.perf_counter() - start, threading.active_count()))
             if trace and snapshot is None:
                 tracemalloc.start(10)
                 snapshot = tracemalloc.take_snapshot()
         amplitude.ai.untrack()
         analytics.shutdown()
-    print(f"reachable: {calls} tracked calls (every 50th streamed), Amplitude accepting every upload")
-    print(f"{'calls':>9}{'RSS MiB':>10}{'vs first':>11}{'seconds':>9}")
-    for count, size, seconds in readings:
-        print(f"{count:>9}{size / MIB:10.2f}{(size - readings[0][1]) / MIB:+11.2f}{seconds:9.1f}")
+    if tracked:
+        print(f"reachable: {calls} tracked calls (every 50th streamed), Amplitude accepting every upload")
+    else:
+        print(f"untracked: the same {calls} calls, not tracked (the SDK's own growth)")
+    print(f"{'calls':>9}{'RSS MiB':>10}{'vs first':>11}{'seconds':>9}{'threads':>9}")
+    for count, size, seconds, threads in readings:
+        print(f"{count:>9}{size / MIB:10.2f}{(size - readings[0][1]) / MIB:+11.2f}{seconds:9.1f}{threads:9}")
     growth = (readings[-1][1] - readings[0][1]) / MIB
     verdict = "ok" if growth < 1 else "OVER the 1 MiB target"
     print(f"growth {readings[0][0]} -> {readings[-1][0]} calls: {growth:+.2f} MiB ({verdict})")
@@ -237,15 +244,15 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         nargs="+",
-        choices=("reachable", "refused", "silent"),
+        choices=("reachable", "untracked", "refused", "silent"),
         default=["reachable", "refused", "silent"],
     )
     parser.add_argument("--tracemalloc", action="store_true", help="reachable: what grew, by allocation site")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, RSS at start {rss() / MIB:.1f} MiB")
     for scenario in args.scenario:
-        if scenario == "reachable":
-            reachable(args.calls or 200_000, args.tracemalloc)
+        if scenario in ("reachable", "untracked"):
+            reachable(args.calls or 200_000, args.tracemalloc, tracked=scenario == "reachable")
         else:
             unreachable(args.calls or 100_000, answers=scenario == "silent")
         print()

@@ -41,7 +41,7 @@ from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from overhead import CHUNKS, _time_per_call, held_back, rotated, tracked_client, workload
+from overhead import CHUNKS, _time_per_call, held_back, paired, rotated, tracked_client, workload
 
 import amplitude
 import amplitude.ai
@@ -120,8 +120,7 @@ def main() -> None:
     timings, off_path = _rounds(args.rounds, args.calls, args.streams)
 
     def added(name: str, mode: str, per: int) -> float:
-        base = statistics.median(timings[name]["untracked"])
-        return (statistics.median(timings[name][mode]) - base) / per * 1e6
+        return paired(timings[name]["untracked"], timings[name][mode])[0] / per * 1e6
 
     print(
         f"openai {openai.__version__}, opentelemetry-instrumentation-openai-v2 "
@@ -134,7 +133,7 @@ def main() -> None:
         ("stream", f"streamed chat, {CHUNKS} chunks (us/stream)", 1),
         ("stream", "  per chunk, fixed cost spread (us)", CHUNKS),
     )
-    print("added latency on the caller's path vs untracked (medians):")
+    print("added latency on the caller's path vs untracked (medians of the per-round differences):")
     header = "".join(f"{m:>21}" for m in MODES[1:])
     print(f"{'':38}{'untracked':>11}{header}{'ours/simple':>13}{'ours/batch':>12}")
     for name, label, per in rows:

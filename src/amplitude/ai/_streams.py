@@ -108,9 +108,9 @@ class TrackedStream(ObjectProxy):
 
     def __init__(self, wrapped: Any, call: Call) -> None:
         super().__init__(wrapped)
-        next_item = getattr(wrapped, "__next__", None)
-        if next_item is None:
-            next_item = iter(wrapped).__next__
+        # What iterating the stream itself would use: for the SDKs' streams a generator,
+        # cheaper per chunk than their `__next__` (a method calling that generator's).
+        next_item = iter(wrapped).__next__
         self._self_call = call
         self._self_chunks = _observed(next_item, call)
         call.stream = True
