@@ -3,6 +3,7 @@ against a loopback capture server, and a privacy scan of everything captured."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import inspect
@@ -206,3 +207,22 @@ def check_dropped_stream(stub: OpenAIStub, capture: AmplitudeCapture, open_strea
     (p,) = props(capture)
     assert p["error_type"] == type(raised.value).__name__
     assert p["stream_completed"] is False
+
+
+class Conversation(list):  # type: ignore[type-arg]
+    """A list of messages that can be weakly referenced: is it still alive?"""
+
+
+@contextlib.contextmanager
+def events_held() -> Iterator[list[Any]]:
+    """Inside, finished calls wait in the yielded list instead of becoming events (as they
+    would during a batch delay); on leaving, they become events, in order."""
+    held: list[Any] = []
+    real_handle = _dispatch.dispatcher._handle
+    _dispatch.dispatcher._handle = held.append
+    try:
+        yield held
+    finally:
+        _dispatch.dispatcher._handle = real_handle
+    for call in held:
+        real_handle(call)

@@ -22,7 +22,7 @@ from anthropic_stub import (
     error_reply,
     message_events,
 )
-from conftest import accepts, check_dropped_stream, props, sent
+from conftest import Conversation, accepts, check_dropped_stream, events_held, props, sent
 from loopback import STUB_PIECES, STUB_TEXT, Reply, format_sse
 
 anthropic = pytest.importorskip("anthropic")
@@ -31,7 +31,6 @@ if importlib.util.find_spec("anthropic.resources.messages") is None:
 
 import amplitude.ai  # noqa: E402 (after the module-level skip, like the SDK)
 from amplitude.ai import _instrument  # noqa: E402
-from amplitude.ai._dispatch import dispatcher  # noqa: E402
 from amplitude.ai._patching import tracking_switch  # noqa: E402
 from amplitude.ai._providers import BUILTIN, Entry  # noqa: E402
 from amplitude.ai._providers import anthropic as anthropic_provider  # noqa: E402
@@ -120,20 +119,13 @@ def sampling(**params: Any) -> dict[str, Any]:
     return params if supports(*params) else {"extra_body": params}
 
 
-class _Conversation(list):  # type: ignore[type-arg]
-    """A list that can be weakly referenced: is it still alive?"""
-
-
 def test_finished_call_keeps_neither_message_nor_conversation(
     tracked: Any, client: Any, capture: Any
 ) -> None:
     """Until its event is built, a finished call holds the values its event needs, not the
     SDK's message or the caller's messages (why: tests/test_openai_chat.py's twin)."""
-    held: list[Any] = []
-    real_handle = dispatcher._handle
-    dispatcher._handle = held.append
-    try:
-        messages = _Conversation(MESSAGES)
+    with events_held() as held:
+        messages = Conversation(MESSAGES)
         message = client.messages.create(model=MODEL, max_tokens=50, messages=messages)
         request_id = getattr(message, "_request_id", None)
         finished = [weakref.ref(message), weakref.ref(messages)]
@@ -141,9 +133,6 @@ def test_finished_call_keeps_neither_message_nor_conversation(
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert [ref() for ref in finished] == [None, None]
-    finally:
-        dispatcher._handle = real_handle
-    real_handle(held.pop())
     (p,) = props(capture)
     assert (p["message_count"], p["last_message_role"], p["response_preview"]) == (
         len(MESSAGES),

@@ -10,8 +10,17 @@ from typing import Any
 import pytest
 
 import amplitude.ai
-from amplitude.ai._dispatch import dispatcher
-from conftest import OPENAI_KEY, accepts, check_dropped_stream, openai_v1, props, requires_sdk, sent
+from conftest import (
+    OPENAI_KEY,
+    Conversation,
+    accepts,
+    check_dropped_stream,
+    events_held,
+    openai_v1,
+    props,
+    requires_sdk,
+    sent,
+)
 from loopback import (
     CACHED_TOKENS,
     COMPLETION_TOKENS,
@@ -86,10 +95,6 @@ def test_chat_create_event(tracked: Any, openai_client: Any, capture: Any) -> No
     assert "SECRET-PROMPT-CONTENT" not in repr(event), "request content must not be sent"
 
 
-class _Conversation(list):  # type: ignore[type-arg]
-    """A list that can be weakly referenced: is it still alive?"""
-
-
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tool-call"])
 def test_finished_call_keeps_neither_response_nor_conversation(
     tracked: Any, openai_client: Any, capture: Any, tools: bool
@@ -102,11 +107,8 @@ def test_finished_call_keeps_neither_response_nor_conversation(
     """
     if tools and not accepts(Completions.create, "tools"):
         pytest.skip("tools parameter: openai >= 1.1")
-    held: list[Any] = []
-    real_handle = dispatcher._handle
-    dispatcher._handle = held.append
-    try:
-        messages = _Conversation(MESSAGES)
+    with events_held() as held:
+        messages = Conversation(MESSAGES)
         extra = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
         completion = openai_client.chat.completions.create(
             model="gpt-4o", messages=messages, **(extra if tools else {})
@@ -117,9 +119,6 @@ def test_finished_call_keeps_neither_response_nor_conversation(
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert [ref() for ref in finished] == [None, None]
-    finally:
-        dispatcher._handle = real_handle
-    real_handle(held.pop())
     (p,) = props(capture)
     assert (p["model"], p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
         "gpt-4o" + MODEL_SUFFIX,
@@ -144,10 +143,7 @@ def test_finished_stream_is_not_kept(tracked: Any, openai_client: Any, capture: 
     Regression: the stream was kept (~40 objects a stream, ~30 us of the app's garbage
     collections per stream in a busy caller).
     """
-    held: list[Any] = []
-    real_handle = dispatcher._handle
-    dispatcher._handle = held.append
-    try:
+    with events_held() as held:
         stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
         request_id = stream.response.headers["x-request-id"]
         sdk_stream = weakref.ref(stream.__wrapped__)
@@ -156,9 +152,6 @@ def test_finished_stream_is_not_kept(tracked: Any, openai_client: Any, capture: 
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert sdk_stream() is None
-    finally:
-        dispatcher._handle = real_handle
-    real_handle(held.pop())
     (p,) = props(capture)
     assert (p["request_id"], p["response_preview"], p["stream_completed"]) == (request_id, text, True)
 
@@ -262,10 +255,7 @@ def test_stream_iterated_after_its_proxy_is_dropped(tracked: Any, openai_client:
     Regression: the call ended when the stream object was collected, at the loop's start,
     so its event could be built before any chunk was read.
     """
-    held: list[Any] = []
-    real_handle = dispatcher._handle
-    dispatcher._handle = held.append
-    try:
+    with events_held() as held:
         chunks = iter(openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
         gc.collect()
         amplitude.ai.flush()
@@ -273,9 +263,6 @@ def test_stream_iterated_after_its_proxy_is_dropped(tracked: Any, openai_client:
         text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
         amplitude.ai.flush()
         assert len(held) == 1
-    finally:
-        dispatcher._handle = real_handle
-    real_handle(held.pop())
     (p,) = props(capture)
     assert (p["stream_completed"], p["response_preview"]) == (True, text)
 
