@@ -84,13 +84,16 @@ def test_methods_are_patched_on_the_classes_users_call_and_nowhere_else() -> Non
 
 
 def test_uninstrument_restores_the_classmethods() -> None:
-    original = openai.ChatCompletion.__dict__["create"].__wrapped__
+    switch = tracking_switch(openai.ChatCompletion.__dict__["create"])
+    assert switch is not None
+    original = switch.original
     amplitude.ai.uninstrument()
     try:
         assert openai.ChatCompletion.__dict__["create"] is original
     finally:
         amplitude.ai.instrument()
-    assert openai.ChatCompletion.__dict__["create"].__wrapped__ is original
+    rewrapped = tracking_switch(openai.ChatCompletion.__dict__["create"])
+    assert rewrapped is not None and rewrapped.original is original
 
 
 def test_chat_create_event(tracked: Any, legacy: Any, capture: Any, stub: OpenAIStub) -> None:

@@ -22,7 +22,15 @@ from urllib.parse import unquote
 from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
-from ._http import body, credential_header_values, exchange, http_response, raw_response, sent_headers
+from ._http import (
+    body,
+    credential_header_values,
+    declared_fields,
+    exchange,
+    http_response,
+    raw_response,
+    sent_headers,
+)
 from ._read import PREVIEW_CHARS, as_str, clipped, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
@@ -237,7 +245,7 @@ def _kept_body(result: Any, operation: str) -> Any:
     try:
         kept = {
             "model": result.model,
-            "usage": _kept_usage(result.usage, operation),
+            "usage": _kept_usage(result.usage),
             "_request_id": getattr(result, "_request_id", None),
         }
         choices = result.choices if operation != "embedding" else None
@@ -246,7 +254,8 @@ def _kept_body(result: Any, operation: str) -> Any:
             if operation == "chat_completion":
                 tool_calls = 0
                 for choice in choices:
-                    calls = choice.message.tool_calls
+                    # Not declared before openai 1.1: read as the whole response would be.
+                    calls = getattr(choice.message, "tool_calls", None)
                     if calls:
                         tool_calls += len(seq(calls))
                 message = {"content": clipped(first.message.content), "tool_calls": (None,) * tool_calls}
@@ -258,24 +267,33 @@ def _kept_body(result: Any, operation: str) -> Any:
     return kept
 
 
-def _kept_usage(usage: Any, operation: str) -> Any:
-    """A usage's counts, as `_read_usage` reads them from the object; the object itself
-    when it holds fields the SDK does not declare, since `_read_usage` reads some of those
-    too (and under pydantic v1, where telling is not as cheap)."""
-    if usage is None or getattr(usage, "__pydantic_extra__", True):
+_USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+)
+_USAGE_DETAILS = (
+    ("prompt_tokens_details", "cached_tokens"),
+    ("completion_tokens_details", "reasoning_tokens"),
+)
+
+
+def _kept_usage(usage: Any) -> Any:
+    """A usage's counts as `_read_usage` reads them from the object (fields an older SDK does
+    not declare read as None, as they do there); the object itself when it holds fields its
+    class does not declare, since `_read_usage` reads some of those too."""
+    if usage is None:
+        return None
+    fields = declared_fields(usage, _USAGE_FIELDS)
+    if fields is None:
         return usage
-    if operation == "embedding":
-        return {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}
-    cached, reasoning = usage.prompt_tokens_details, usage.completion_tokens_details
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": None if cached is None else {"cached_tokens": cached.cached_tokens},
-        "completion_tokens_details": (
-            None if reasoning is None else {"reasoning_tokens": reasoning.reasoning_tokens}
-        ),
-    }
+    for name, count in _USAGE_DETAILS:
+        details = fields.get(name)
+        if details is not None:
+            fields[name] = declared_fields(details, (count,)) or details
+    return fields
 
 
 def _track_stream(call: Call, stream: Any) -> Any:
