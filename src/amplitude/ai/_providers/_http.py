@@ -107,6 +107,23 @@ def declared_fields(model: Any, names: tuple[str, ...]) -> dict[str, Any] | None
     return {name: fields.get(name) for name in names}
 
 
+def kept_usage(usage: Any, names: tuple[str, ...], details: tuple[tuple[str, str], ...]) -> Any:
+    """A usage object's counts (`names`; `details`: (field, count) pairs one level down) as a
+    reader that falls back to other names would read them from the object: as a dict when
+    the object holds no undeclared field (fields an older SDK does not declare read as
+    None), else the object itself, since such a reader reads some undeclared fields too."""
+    if usage is None:
+        return None
+    fields = declared_fields(usage, names)
+    if fields is None:
+        return usage
+    for name, count in details:
+        inner = fields.get(name)
+        if inner is not None:
+            fields[name] = declared_fields(inner, (count,)) or inner
+    return fields
+
+
 def http_response(outcome: Any) -> Any:
     """The HTTP response behind a raw response, a stream or an HTTP status error."""
     return getattr(outcome, "http_response", None) or getattr(outcome, "response", None)

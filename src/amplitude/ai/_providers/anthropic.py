@@ -33,8 +33,20 @@ from .._provider import Method, Provider
 
 # The raw-response proxies and the HTTP-level readers are the SDK generator's (Stainless),
 # which openai and anthropic share: what they hold is the same, not just alike.
-from ._http import body, credential_header_values, declared_fields, exchange, raw_response, sent_headers
-from ._read import PREVIEW_CHARS, as_int, as_str, clipped, first_int, get, is_scalar, path, preview, seq
+from ._http import body, credential_header_values, exchange, kept_usage, raw_response, sent_headers
+from ._read import (
+    PREVIEW_CHARS,
+    as_int,
+    as_str,
+    clipped,
+    first_int,
+    get,
+    is_scalar,
+    path,
+    preview,
+    seq,
+    without,
+)
 
 _OPERATION = "chat_completion"
 # module -> how the caller reaches its classes (`api` prefix)
@@ -85,11 +97,9 @@ class _Request:
     __slots__ = ("count", "kwargs", "raw", "role")
 
     def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
-        # Without the conversation, counted here: kept, it would live on until the event
-        # is built (why that costs: the openai provider's `_kept_body`).
-        self.kwargs = kwargs.copy()
+        self.kwargs = without(kwargs, ("messages",))
         self.raw = raw
-        messages = self.kwargs.pop("messages", None)
+        messages = kwargs.get("messages")
         if isinstance(messages, (list, tuple)):
             # Anything else (a generator...) would be consumed by counting it.
             self.count: int | None = len(messages)
@@ -131,6 +141,7 @@ _USAGE_FIELDS = (
     "output_tokens",
     "output_tokens_details",
 )
+_USAGE_DETAILS = (("output_tokens_details", "thinking_tokens"),)
 
 
 def _kept_message(message: Any) -> Any:
@@ -141,16 +152,9 @@ def _kept_message(message: Any) -> Any:
         blocks = message.content
         if isinstance(blocks, list):
             blocks = tuple(_kept_block(block) for block in blocks)
-        usage = message.usage
-        fields = declared_fields(usage, _USAGE_FIELDS) if usage is not None else None
-        if fields is not None:
-            details = fields["output_tokens_details"]
-            if details is not None:
-                fields["output_tokens_details"] = declared_fields(details, ("thinking_tokens",)) or details
-            usage = fields
         return {
             "model": message.model,
-            "usage": usage,
+            "usage": kept_usage(message.usage, _USAGE_FIELDS, _USAGE_DETAILS),
             "stop_reason": message.stop_reason,
             "content": blocks,
             "_request_id": getattr(message, "_request_id", None),

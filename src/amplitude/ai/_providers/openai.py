@@ -25,13 +25,13 @@ from .._provider import Method, Provider
 from ._http import (
     body,
     credential_header_values,
-    declared_fields,
     exchange,
     http_response,
+    kept_usage,
     raw_response,
     sent_headers,
 )
-from ._read import PREVIEW_CHARS, as_str, clipped, first_int, get, is_scalar, path, preview, seq
+from ._read import PREVIEW_CHARS, as_str, clipped, first_int, get, is_scalar, path, preview, seq, without
 
 _CHAT = "openai.resources.chat.completions.completions"
 _CHAT_V1 = "openai.resources.chat.completions"  # a module until 1.6x, a package since
@@ -113,9 +113,9 @@ class Request:
 
     def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
         self.count: int | None = None
-        self.kwargs = kept = kwargs.copy()
-        for name in _CONTENT_ARGS:
-            items = kept.pop(name, None)
+        self.kwargs = without(kwargs, _CONTENT_ARGS)
+        for name in _CONTENT_ARGS:  # the first one given
+            items = kwargs.get(name)
             if items is not None:
                 break
         last: Any = None
@@ -217,7 +217,7 @@ def _sdk_streams() -> tuple[type, type]:
 
 
 def _on_result(call: Call, result: Any) -> Any:
-    Stream, AsyncStream = _stream_classes or _sdk_streams()
+    Stream, AsyncStream = _sdk_streams()
     if isinstance(result, Stream):
         call.response = exchange(result, _REQUEST_ID_HEADER)
         return _streams.TrackedStream(result, call)
@@ -245,7 +245,7 @@ def _kept_body(result: Any, operation: str) -> Any:
     try:
         kept = {
             "model": result.model,
-            "usage": _kept_usage(result.usage),
+            "usage": kept_usage(result.usage, _USAGE_FIELDS, _USAGE_DETAILS),
             "_request_id": getattr(result, "_request_id", None),
         }
         choices = result.choices if operation != "embedding" else None
@@ -278,22 +278,6 @@ _USAGE_DETAILS = (
     ("prompt_tokens_details", "cached_tokens"),
     ("completion_tokens_details", "reasoning_tokens"),
 )
-
-
-def _kept_usage(usage: Any) -> Any:
-    """A usage's counts as `_read_usage` reads them from the object (fields an older SDK does
-    not declare read as None, as they do there); the object itself when it holds fields its
-    class does not declare, since `_read_usage` reads some of those too."""
-    if usage is None:
-        return None
-    fields = declared_fields(usage, _USAGE_FIELDS)
-    if fields is None:
-        return usage
-    for name, count in _USAGE_DETAILS:
-        details = fields.get(name)
-        if details is not None:
-            fields[name] = declared_fields(details, (count,)) or details
-    return fields
 
 
 def _track_stream(call: Call, stream: Any) -> Any:
@@ -348,8 +332,6 @@ def response_properties(call: Call, props: dict[str, Any]) -> None:
 
 
 def _role(last: Any) -> str | None:
-    if type(last) is dict:  # the usual message, read on the call path: the short way
-        return as_str(last.get("role"))
     if isinstance(last, str):
         return "user"
     return as_str(get(last, "role"))
