@@ -128,11 +128,11 @@ def test_finished_call_keeps_neither_message_nor_conversation(
         messages = Conversation(MESSAGES)
         message = client.messages.create(model=MODEL, max_tokens=50, messages=messages)
         request_id = getattr(message, "_request_id", None)
-        finished = [weakref.ref(message), weakref.ref(messages)]
+        finished = [weakref.ref(message), weakref.ref(message.usage), weakref.ref(messages)]
         del message, messages
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
-        assert [ref() for ref in finished] == [None, None]
+        assert [ref() for ref in finished] == [None, None, None]
     (p,) = props(capture)
     assert (p["message_count"], p["last_message_role"], p["response_preview"]) == (
         len(MESSAGES),

@@ -114,11 +114,17 @@ def test_finished_call_keeps_neither_response_nor_conversation(
             model="gpt-4o", messages=messages, **(extra if tools else {})
         )
         request_id = getattr(completion, "_request_id", None)
-        finished = [weakref.ref(completion), weakref.ref(messages)]
-        del completion, messages
+        kept = [completion, messages]
+        usage = completion.usage
+        if not getattr(usage, "__pydantic_extra__", True):
+            # Nor the usage's models, copied as dicts (an older SDK's usage holding fields
+            # it does not declare is kept whole instead: see `_http.kept_usage`).
+            kept += [usage, usage.prompt_tokens_details, usage.completion_tokens_details]
+        finished = [weakref.ref(obj) for obj in kept]
+        del completion, usage, kept, messages
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
-        assert [ref() for ref in finished] == [None, None]
+        assert [ref() for ref in finished] == [None] * len(finished)
     (p,) = props(capture)
     assert (p["model"], p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
         "gpt-4o" + MODEL_SUFFIX,

@@ -96,31 +96,31 @@ def exchange(stream: Any, request_id_header: str) -> Any:
         return http
 
 
-def declared_fields(model: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
-    """``getattr(model, name, None)`` for each name, for an SDK model holding no field its
-    class does not declare, read from its ``__dict__``: there an absent name costs no
-    exception (through pydantic's `__getattr__`, ~2 us each). None when the model holds
-    undeclared fields or is no pydantic v2 model: read it whole instead."""
+def model_fields(model: Any) -> dict[str, Any] | None:
+    """A copy of an SDK model's fields, for a pydantic v2 model holding no field its class
+    does not declare (an absent name then reads as None, as ``getattr(model, name, None)``
+    would; through pydantic's `__getattr__`, ~2 us each). None for any other object:
+    read it whole instead. One C-level dict copy: ~0.1 us."""
     if getattr(model, "__pydantic_extra__", True):
         return None
-    fields = model.__dict__
-    return {name: fields.get(name) for name in names}
+    fields: dict[str, Any] = model.__dict__.copy()
+    return fields
 
 
-def kept_usage(usage: Any, names: tuple[str, ...], details: tuple[tuple[str, str], ...]) -> Any:
-    """A usage object's counts (`names`; `details`: (field, count) pairs one level down) as a
-    reader that falls back to other names would read them from the object: as a dict when
-    the object holds no undeclared field (fields an older SDK does not declare read as
-    None), else the object itself, since such a reader reads some undeclared fields too."""
+def kept_usage(usage: Any, nested: tuple[str, ...]) -> Any:
+    """A usage object's counts as a reader that falls back to other names would read them
+    from the object: its fields as a dict (`nested`: fields holding models of their own,
+    copied likewise), or the object itself when it holds undeclared fields, since such a
+    reader reads some of those too."""
     if usage is None:
         return None
-    fields = declared_fields(usage, names)
+    fields = model_fields(usage)
     if fields is None:
         return usage
-    for name, count in details:
+    for name in nested:
         inner = fields.get(name)
         if inner is not None:
-            fields[name] = declared_fields(inner, (count,)) or inner
+            fields[name] = model_fields(inner) or inner
     return fields
 
 

@@ -134,14 +134,8 @@ def _kept_block(block: Any) -> dict[str, Any]:
     return {"type": kind, "text": clipped(block.text)} if kind == "text" else {"type": kind}
 
 
-_USAGE_FIELDS = (
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "output_tokens",
-    "output_tokens_details",
-)
-_USAGE_DETAILS = (("output_tokens_details", "thinking_tokens"),)
+# Usage fields that hold models of their own (copied too, so no model stays alive).
+_USAGE_DETAILS = ("output_tokens_details", "cache_creation", "server_tool_use")
 
 
 def _kept_message(message: Any) -> Any:
@@ -154,7 +148,7 @@ def _kept_message(message: Any) -> Any:
             blocks = tuple(_kept_block(block) for block in blocks)
         return {
             "model": message.model,
-            "usage": kept_usage(message.usage, _USAGE_FIELDS, _USAGE_DETAILS),
+            "usage": kept_usage(message.usage, _USAGE_DETAILS),
             "stop_reason": message.stop_reason,
             "content": blocks,
             "_request_id": getattr(message, "_request_id", None),

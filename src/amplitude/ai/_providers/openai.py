@@ -245,7 +245,7 @@ def _kept_body(result: Any, operation: str) -> Any:
     try:
         kept = {
             "model": result.model,
-            "usage": kept_usage(result.usage, _USAGE_FIELDS, _USAGE_DETAILS),
+            "usage": kept_usage(result.usage, _USAGE_DETAILS),
             "_request_id": getattr(result, "_request_id", None),
         }
         choices = result.choices if operation != "embedding" else None
@@ -267,17 +267,8 @@ def _kept_body(result: Any, operation: str) -> Any:
     return kept
 
 
-_USAGE_FIELDS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "prompt_tokens_details",
-    "completion_tokens_details",
-)
-_USAGE_DETAILS = (
-    ("prompt_tokens_details", "cached_tokens"),
-    ("completion_tokens_details", "reasoning_tokens"),
-)
+# Usage fields that hold models of their own.
+_USAGE_DETAILS = ("prompt_tokens_details", "completion_tokens_details")
 
 
 def _track_stream(call: Call, stream: Any) -> Any:
