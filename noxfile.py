@@ -107,7 +107,9 @@ def benchmark(session: nox.Session) -> None:
     session.install("-e", ".[openai]", "-r", "benchmarks/requirements.txt")
     for script in ("overhead.py", "peer.py", "startup.py", "memory.py"):
         session.run("python", f"benchmarks/{script}")
-    session.run("python", "benchmarks/memory.py", "--scenario", "untracked")
+    # The controls, each in a process of its own.
+    for control in ("discarding", "untracked", "amplitude-only"):
+        session.run("python", "benchmarks/memory.py", "--scenario", control)
     if shutil.which("valgrind"):
         session.run("python", "benchmarks/instructions.py")
     else:

@@ -8,7 +8,13 @@ gc.collect() once everything submitted so far has been handed over.
   25%, 50% and 100% of --calls (default 200k); the target is < 1 MiB growth from the
   first reading to the last.
 - untracked: the same calls as reachable, not tracked: what the SDK itself grows by.
-  Run it in a process of its own (`--scenario untracked`) to compare with reachable.
+- discarding: tracked as in reachable, but the client hands each event's upload body
+  (`get_event_body()`, serialised as for sending) to nothing: amplitude.ai's own growth,
+  without amplitude-analytics' buffer and upload threads.
+- amplitude-only: the same calls, not tracked; after each, the app itself hands the
+  Amplitude client an event like ours (`client.track()`, as hand-written instrumentation
+  would): what amplitude-analytics grows by for the same events, without amplitude.ai.
+  Run the controls in processes of their own (`--scenario untracked`) to compare.
 - refused: the Amplitude URL is a loopback port that refuses connections.
 - silent: a loopback port that accepts connections and never answers (each upload
   waits for amplitude-analytics' 10 s timeout).
@@ -17,7 +23,12 @@ For the last two: RSS along the way, events dropped by amplitude.ai (its two cap
 what the Amplitude client reported through its callback (its only per-event account of
 drops), and every log record of the "amplitude.ai" and "amplitude" loggers.
 
-    python benchmarks/memory.py [--calls N] [--scenario reachable untracked refused silent] [--tracemalloc]
+Each reading also splits RSS by where it lives (/proc/self/smaps): the main heap,
+CPython's object arenas (pymalloc, 1 MiB mappings), and other anonymous memory (the
+malloc arenas and stacks of threads: amplitude-analytics uploads on a pool of up to 16).
+
+    python benchmarks/memory.py [--calls N] [--tracemalloc]
+        [--scenario reachable discarding untracked amplitude-only refused silent]
 """
 
 from __future__ import annotations
@@ -26,12 +37,14 @@ import argparse
 import collections
 import contextlib
 import gc
+import json
 import logging
 import socket
 import sys
 import threading
 import time
 import tracemalloc
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -53,6 +66,30 @@ def rss() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+PYMALLOC_ARENA_KIB = 1024  # CPython >= 3.10 on 64-bit Linux
+
+
+def resident_by_kind() -> dict[str, int]:
+    """Resident bytes by mapping kind: "heap" (the main malloc heap), "objects" (pymalloc
+    arenas), "threads" (other anonymous memory: threads' malloc arenas and stacks), "files"."""
+    kinds = dict.fromkeys(("heap", "objects", "threads", "files"), 0)
+    kind = "files"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            if name == "[heap]":
+                kind = "heap"
+            elif name:
+                kind = "files"
+            else:
+                kind = "objects" if end - start == PYMALLOC_ARENA_KIB * 1024 else "threads"
+        elif fields[0] == "Rss:":
+            kinds[kind] += int(fields[1]) * 1024
+    return kinds
 
 
 class _Records(logging.Handler):
@@ -99,18 +136,55 @@ def _dead_endpoint(answers: bool) -> Iterator[str]:
         sock.close()  # for "silent": resets the connections that were waiting on it
 
 
-def _workload() -> Callable[[int], None]:
+def _workload(after: Callable[[bool], None] | None = None) -> Callable[[int], None]:
+    """`run(n)`: n calls, every 50th streamed; `after(streamed)` follows each."""
     client = _client()
 
     def run(n: int) -> None:
         for i in range(n):
-            if i % 50 == 49:
+            streamed = i % 50 == 49
+            if streamed:
                 for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
                     pass
             else:
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            if after is not None:
+                after(streamed)
 
     return run
+
+
+def _hand_written_events(analytics: Any) -> Callable[[bool], None]:
+    """After each call, an event like the one amplitude.ai would send for it, handed to
+    `analytics` on the caller's thread. The properties are those of real events, built by
+    amplitude.ai once for a call and a stream and then no longer tracked."""
+    from amplitude.ai._event import build
+
+    held: list[Any] = []
+    real_handle = dispatcher._handle
+    dispatcher._handle = held.append
+    amplitude.ai.track(analytics)
+    try:
+        _workload()(50)
+        amplitude.ai.flush()
+    finally:
+        amplitude.ai.untrack()
+        dispatcher._handle = real_handle
+    made = {call.stream: build(call) for call in held}
+
+    def after(streamed: bool) -> None:
+        model = made[streamed]
+        analytics.track(
+            amplitude.BaseEvent(
+                event_type=model.event_type,
+                event_properties=dict(model.event_properties),
+                time=int(time.time() * 1000),
+                insert_id=uuid.uuid4().hex,
+                device_id=model.device_id,
+            )
+        )
+
+    return after
 
 
 def _settle(analytics: Any) -> None:
@@ -125,36 +199,68 @@ def _checkpoints(calls: int) -> list[int]:
     return sorted({max(1, calls * share // 100) for share in (5, 25, 50, 100)})
 
 
-def reachable(calls: int, trace: bool, tracked: bool = True) -> None:
-    run = _workload()
+class _Discarding:
+    """An Amplitude client stand-in that serialises each event as for upload, then drops it."""
+
+    def track(self, event: Any) -> None:
+        json.dumps(event.get_event_body(), sort_keys=True)
+
+    def flush(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+SCENARIO_TITLES = {
+    "reachable": "reachable: {calls} tracked calls (every 50th streamed), Amplitude accepting every upload",
+    "discarding": "discarding: the same {calls} calls tracked, each event serialised and dropped "
+    "(amplitude.ai's own growth)",
+    "untracked": "untracked: the same {calls} calls, not tracked (the SDK's own growth)",
+    "amplitude-only": "amplitude-only: the same {calls} calls, not tracked; the app hands the Amplitude "
+    "client an event like ours after each (amplitude-analytics' own growth)",
+}
+
+
+def reachable(calls: int, trace: bool, scenario: str = "reachable") -> None:
     with _capture_process() as url:
-        analytics = amplitude.Amplitude("bench-key", amplitude.Config(server_url=url))
-        if tracked:
+        analytics: Any = amplitude.Amplitude("bench-key", amplitude.Config(server_url=url))
+        if scenario == "discarding":
+            analytics.shutdown()
+            analytics = _Discarding()
+        run = _workload(_hand_written_events(analytics) if scenario == "amplitude-only" else None)
+        if scenario in ("reachable", "discarding"):
             amplitude.ai.track(analytics)
         run(1000)  # warm up: imports, patching, pydantic's caches, the worker threads
         _settle(analytics)
-        readings: list[tuple[int, int, float, int]] = []
+        readings: list[tuple[int, int, float, int, dict[str, int]]] = []
         done, start, snapshot = 0, time.perf_counter(), None
         for target in _checkpoints(calls):
             run(target - done)
             done = target
             _settle(analytics)
-            readings.append((done, rss(), time.perf_counter() - start, threading.active_count()))
+            size = rss()
+            readings.append(
+                (done, size, time.perf_counter() - start, threading.active_count(), resident_by_kind())
+            )
             if trace and snapshot is None:
                 tracemalloc.start(10)
                 snapshot = tracemalloc.take_snapshot()
         amplitude.ai.untrack()
         analytics.shutdown()
-    if tracked:
-        print(f"reachable: {calls} tracked calls (every 50th streamed), Amplitude accepting every upload")
-    else:
-        print(f"untracked: the same {calls} calls, not tracked (the SDK's own growth)")
-    print(f"{'calls':>9}{'RSS MiB':>10}{'vs first':>11}{'seconds':>9}{'threads':>9}")
-    for count, size, seconds, threads in readings:
-        print(f"{count:>9}{size / MIB:10.2f}{(size - readings[0][1]) / MIB:+11.2f}{seconds:9.1f}{threads:9}")
-    growth = (readings[-1][1] - readings[0][1]) / MIB
+    print(SCENARIO_TITLES[scenario].format(calls=calls))
+    kinds = ("heap", "objects", "threads")
+    print(
+        f"{'calls':>9}{'RSS MiB':>10}{'vs first':>11}{'seconds':>9}{'threads':>9}   vs first by kind (MiB):"
+    )
+    print(f"{'':>48}{'':>3}" + "".join(f"{kind:>10}" for kind in kinds))
+    first = readings[0]
+    for count, size, seconds, threads, by_kind in readings:
+        row = f"{count:>9}{size / MIB:10.2f}{(size - first[1]) / MIB:+11.2f}{seconds:9.1f}{threads:9}   "
+        print(row + "".join(f"{(by_kind[kind] - first[4][kind]) / MIB:+10.2f}" for kind in kinds))
+    growth = (readings[-1][1] - first[1]) / MIB
     verdict = "ok" if growth < 1 else "OVER the 1 MiB target"
-    print(f"growth {readings[0][0]} -> {readings[-1][0]} calls: {growth:+.2f} MiB ({verdict})")
+    print(f"growth {first[0]} -> {readings[-1][0]} calls: {growth:+.2f} MiB ({verdict})")
     print(f"dropped by our dispatcher: {dispatcher.dropped}")
     if snapshot is not None:
         _print_growth(snapshot)
@@ -244,15 +350,15 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         nargs="+",
-        choices=("reachable", "untracked", "refused", "silent"),
+        choices=("reachable", "discarding", "untracked", "amplitude-only", "refused", "silent"),
         default=["reachable", "refused", "silent"],
     )
     parser.add_argument("--tracemalloc", action="store_true", help="reachable: what grew, by allocation site")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, RSS at start {rss() / MIB:.1f} MiB")
     for scenario in args.scenario:
-        if scenario in ("reachable", "untracked"):
-            reachable(args.calls or 200_000, args.tracemalloc, tracked=scenario == "reachable")
+        if scenario in SCENARIO_TITLES:
+            reachable(args.calls or 200_000, args.tracemalloc, scenario)
         else:
             unreachable(args.calls or 100_000, answers=scenario == "silent")
         print()

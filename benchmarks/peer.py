@@ -21,7 +21,7 @@ in-process transport. Modes:
 OTel records no metrics or log events here (no meter or logger provider configured).
 Needs the benchmark environment of benchmarks/requirements.txt:
 
-    python benchmarks/peer.py [--rounds 30] [--calls 300] [--streams 60]
+    python benchmarks/peer.py [--rounds 30] [--calls 300] [--streams 60] [--cpu N]
 """
 
 from __future__ import annotations
@@ -41,7 +41,17 @@ from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from overhead import CHUNKS, _time_per_call, held_back, paired, rotated, tracked_client, workload
+from overhead import (
+    CHUNKS,
+    _time_per_call,
+    add_cpu_argument,
+    held_back,
+    paired,
+    pin,
+    rotated,
+    tracked_client,
+    workload,
+)
 
 import amplitude
 import amplitude.ai
@@ -116,7 +126,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--streams", type=int, default=60, help="streamed calls per mode and round")
+    add_cpu_argument(parser)
     args = parser.parse_args()
+    pin(args.cpu)
     timings, off_path = _rounds(args.rounds, args.calls, args.streams)
 
     def added(name: str, mode: str, per: int) -> float:
@@ -126,7 +138,8 @@ def main() -> None:
         f"openai {openai.__version__}, opentelemetry-instrumentation-openai-v2 "
         f"{version('opentelemetry-instrumentation-openai-v2')}, opentelemetry-sdk "
         f"{version('opentelemetry-sdk')}, python {sys.version.split()[0]}, "
-        f"{args.rounds} rounds x {args.calls} calls + {args.streams} streams"
+        f"{args.rounds} rounds x {args.calls} calls + {args.streams} streams, "
+        + ("any CPU" if args.cpu < 0 else f"pinned to CPU {args.cpu}")
     )
     rows = (
         ("call", "non-streaming chat call (us/call)", 1),
