@@ -399,32 +399,65 @@ class _TimedMethod:
         instrument()
 
 
+IN_PLACE_PARTS = (
+    ("call", "the whole call"),
+    ("sdk", "inside the SDK's method"),
+    ("around", "around it: our wrapper, in place"),
+    ("stream create", f"streamed ({CHUNKS} chunks): create()"),
+    ("stream sdk", "  inside the SDK's method"),
+    ("stream around", "  around it: our setup, in place"),
+    ("stream read", "  reading every chunk (per stream)"),
+)
+
+
 def _in_place(rounds: int, calls: int) -> dict[str, dict[str, list[float]]]:
-    """Per non-streaming call, per round: medians over its calls of the whole call, the
-    time inside the SDK's method, and the difference (around it: our wrapper, or the
-    pass-through while untracked)."""
-    call = workload()[0]
+    """Per round, medians over its calls (`calls` non-streaming, a tenth as many streamed):
+    of the whole call, the time inside the SDK's method, and the difference (around it:
+    our wrapper, or the pass-through while untracked); for streams also the time to read
+    every chunk (through our generator and fold when tracked; the call ends there)."""
+    client = _client()
+
+    def call() -> Any:
+        return client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    def stream() -> Any:
+        return client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+
     modes = ("untracked", "tracked")
-    timings: dict[str, dict[str, list[float]]] = {
-        part: {m: [] for m in modes} for part in ("call", "sdk", "around")
-    }
+    timings: dict[str, dict[str, list[float]]] = {part: {m: [] for m in modes} for part, _ in IN_PLACE_PARTS}
     perf = time.perf_counter
-    with _TimedMethod() as timed, tracked_client(warm_up=(call,)) as analytics:
+    with _TimedMethod() as timed, tracked_client(warm_up=(call, lambda: list(stream()))) as analytics:
         for mode in rotated(modes, rounds):
             if mode == "untracked":
                 amplitude.ai.untrack()
             else:
                 amplitude.ai.track(analytics)
-            whole: list[float] = []
-            timed.inner.clear()
             with held_back([]):
-                for _ in range(calls):
-                    start = perf()
-                    call()
-                    whole.append(perf() - start)
-            timings["call"][mode].append(statistics.median(whole))
-            timings["sdk"][mode].append(statistics.median(timed.inner))
-            timings["around"][mode].append(statistics.median(w - i for w, i in zip(whole, timed.inner)))
+                for streamed, count in ((False, calls), (True, max(1, calls // 10))):
+                    whole: list[float] = []
+                    read: list[float] = []
+                    timed.inner.clear()
+                    for _ in range(count):
+                        start = perf()
+                        if streamed:
+                            chunks = stream()
+                            created = perf()
+                            for _chunk in chunks:
+                                pass
+                            read.append(perf() - created)
+                            del chunks
+                        else:
+                            call()
+                            created = perf()
+                        whole.append(created - start)
+                    prefix = "stream " if streamed else ""
+                    timings["stream create" if streamed else "call"][mode].append(statistics.median(whole))
+                    timings[f"{prefix}sdk"][mode].append(statistics.median(timed.inner))
+                    timings[f"{prefix}around"][mode].append(
+                        statistics.median(w - i for w, i in zip(whole, timed.inner))
+                    )
+                    if streamed:
+                        timings["stream read"][mode].append(statistics.median(read))
     return timings
 
 
@@ -472,15 +505,9 @@ def main() -> None:
             f"{mode} {collections.per_thousand(mode)}" for mode in ("untracked", "tracked", "busy loop")
         )
     )
-    print(
-        "where the time goes, per non-streaming call (us; medians of each round's calls, timed one by one):"
-    )
+    print("where the time goes (us; medians of each round's calls, timed one by one):")
     parts = _in_place(args.rounds, args.calls)
-    for part, label in (
-        ("call", "the whole call"),
-        ("sdk", "inside the SDK's method"),
-        ("around", "around it: our wrapper, in place"),
-    ):
+    for part, label in IN_PLACE_PARTS:
         base = [v * 1e6 for v in parts[part]["untracked"]]
         values = [v * 1e6 for v in parts[part]["tracked"]]
         mid, low, high = paired(base, values)
