@@ -51,7 +51,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import MESSAGES, _capture_process, _client
+from overhead import MESSAGES, _capture_process, _client, held_back
 
 import amplitude
 import amplitude.ai
@@ -160,16 +160,12 @@ def _hand_written_events(analytics: Any) -> Callable[[bool], None]:
     amplitude.ai once for a call and a stream and then no longer tracked."""
     from amplitude.ai._event import build
 
-    held: list[Any] = []
-    real_handle = dispatcher._handle
-    dispatcher._handle = held.append
     amplitude.ai.track(analytics)
     try:
-        _workload()(50)
-        amplitude.ai.flush()
+        with held_back([]) as held:
+            _workload()(50)
     finally:
         amplitude.ai.untrack()
-        dispatcher._handle = real_handle
     made = {call.stream: build(call) for call in held}
 
     def after(streamed: bool) -> None:
@@ -224,10 +220,11 @@ SCENARIO_TITLES = {
 
 def reachable(calls: int, trace: bool, scenario: str = "reachable") -> None:
     with _capture_process() as url:
-        analytics: Any = amplitude.Amplitude("bench-key", amplitude.Config(server_url=url))
-        if scenario == "discarding":
-            analytics.shutdown()
-            analytics = _Discarding()
+        analytics: Any = (
+            _Discarding()
+            if scenario == "discarding"
+            else amplitude.Amplitude("bench-key", amplitude.Config(server_url=url))
+        )
         run = _workload(_hand_written_events(analytics) if scenario == "amplitude-only" else None)
         if scenario in ("reachable", "discarding"):
             amplitude.ai.track(analytics)

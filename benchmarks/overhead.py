@@ -403,7 +403,7 @@ IN_PLACE_PARTS = (
     ("call", "the whole call"),
     ("sdk", "inside the SDK's method"),
     ("around", "around it: our wrapper, in place"),
-    ("stream create", f"streamed ({CHUNKS} chunks): create()"),
+    ("stream call", f"streamed ({CHUNKS} chunks): create()"),
     ("stream sdk", "  inside the SDK's method"),
     ("stream around", "  around it: our setup, in place"),
     ("stream read", "  reading every chunk (per stream)"),
@@ -451,7 +451,7 @@ def _in_place(rounds: int, calls: int) -> dict[str, dict[str, list[float]]]:
                             created = perf()
                         whole.append(created - start)
                     prefix = "stream " if streamed else ""
-                    timings["stream create" if streamed else "call"][mode].append(statistics.median(whole))
+                    timings[f"{prefix}call"][mode].append(statistics.median(whole))
                     timings[f"{prefix}sdk"][mode].append(statistics.median(timed.inner))
                     timings[f"{prefix}around"][mode].append(
                         statistics.median(w - i for w, i in zip(whole, timed.inner))
