@@ -116,15 +116,20 @@ def test_finished_call_keeps_neither_response_nor_conversation(
         request_id = getattr(completion, "_request_id", None)
         kept = [completion, messages]
         usage = completion.usage
-        if not getattr(usage, "__pydantic_extra__", True):
-            # Nor the usage's models, copied as dicts (an older SDK's usage holding fields
-            # it does not declare is kept whole instead: see `_http.kept_usage`).
+        read_on_the_path = not getattr(usage, "__pydantic_extra__", True)
+        if read_on_the_path:
+            # Nor the usage's models (an older SDK's usage holding fields it does not
+            # declare keeps the whole response instead: see `openai._read_parsed`).
             kept += [usage, usage.prompt_tokens_details, usage.completion_tokens_details]
         finished = [weakref.ref(obj) for obj in kept]
         del completion, usage, kept, messages
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert [ref() for ref in finished] == [None] * len(finished)
+        if read_on_the_path:
+            # Only plain values: nothing the app's garbage collector keeps walking.
+            gc.collect()
+            assert held[0].response is None and not gc.is_tracked(held[0].acc)
     (p,) = props(capture)
     assert (p["model"], p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
         "gpt-4o" + MODEL_SUFFIX,

@@ -21,7 +21,9 @@ class Call:
     What a provider reads and writes (`amplitude.ai.providers`): ``method`` (the `Method`
     called), ``instance`` (the SDK object it was called on), ``request`` (whatever the
     provider's `begin` snapshots), ``response`` / ``error`` (the outcome), ``stream``,
-    ``acc`` and ``fold`` (a stream's accumulator and per-chunk reducer). Timings and the
+    ``acc`` and ``fold`` (a stream's accumulator and per-chunk reducer; ``acc`` also holds
+    what a provider read of a plain result as it ended, instead of keeping the result in
+    ``response``). Timings and the
     tracking identity are the core's. `finish()` ends the call; the core calls it for
     errors and for streams, a provider's `on_result` for a plain result.
     """

@@ -33,7 +33,8 @@ _scoped: ContextVar[Binding | None] = ContextVar("amplitude_ai_binding", default
 
 
 def active() -> Binding | None:
-    """The binding for the current thread or task; falls back to the process-wide one."""
+    """The binding for the current thread or task; falls back to the process-wide one.
+    (Inlined in `_wrapper._begin`, the call path.)"""
     scoped = _scoped.get()
     return scoped if scoped is not None else _process
 

@@ -16,7 +16,7 @@ from ._call import Call
 from ._log import report_failure
 from ._provider import Method, Provider
 
-_active = _state.active
+_scoped = _state.scoped_var()
 
 
 class Switch:
@@ -30,10 +30,17 @@ class Switch:
         self.original = original
 
 
+# On the call path, each Python-level call costs ~0.3 us where it runs (cold, after the
+# SDK's work): `_state.active()` is inlined in `_begin`, and a result is handed to the
+# provider directly, with only its failure handled by a function (`_not_observed`).
+
+
 def _begin(provider: Provider, method: Method, instance: Any, kwargs: dict[str, Any]) -> Call | None:
-    binding = _active()
+    binding = _scoped.get()
     if binding is None:
-        return None
+        binding = _state._process
+        if binding is None:
+            return None
     try:
         call = Call(provider, method, binding, instance)
         provider.begin(call, instance, kwargs)
@@ -43,13 +50,10 @@ def _begin(provider: Provider, method: Method, instance: Any, kwargs: dict[str, 
         return None
 
 
-def _end(call: Call, result: Any) -> Any:
-    try:
-        return call.provider.on_result(call, result)
-    except Exception as exc:
-        report_failure(f"observing the result of {call.method.api}", exc)
-        call.finish(response=result)
-        return result
+def _not_observed(call: Call, result: Any, exc: Exception) -> Any:
+    report_failure(f"observing the result of {call.method.api}", exc)
+    call.finish(response=result)
+    return result
 
 
 def make_wrapper(
@@ -57,6 +61,7 @@ def make_wrapper(
 ) -> Callable[..., Any]:
     """The function that replaces an SDK method: `target(instance, *args, **kwargs)` calls
     the method it replaces (for a classmethod, `instance` is the class)."""
+    on_result = provider.on_result
     if method.is_async:
 
         async def tracked_async(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -68,7 +73,10 @@ def make_wrapper(
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
-            return _end(call, result)
+            try:
+                return on_result(call, result)
+            except Exception as exc:
+                return _not_observed(call, result, exc)
 
         return tracked_async
 
@@ -81,6 +89,9 @@ def make_wrapper(
         except BaseException as exc:
             call.finish(error=exc)
             raise
-        return _end(call, result)
+        try:
+            return on_result(call, result)
+        except Exception as exc:
+            return _not_observed(call, result, exc)
 
     return tracked

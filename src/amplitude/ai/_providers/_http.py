@@ -77,7 +77,7 @@ class Exchange:
     sent (credentials to scrub). Kept instead of the stream, which would otherwise stay
     alive with every object of its connection until the event is built, a batch delay
     after the stream ends: objects kept that long make the app's garbage collector work
-    harder (see the openai provider's `_kept_body`)."""
+    harder (see the openai provider's `_read_parsed`)."""
 
     __slots__ = ("request_id", "sent_headers")
 

@@ -53,7 +53,7 @@ def preview(parts: list[str]) -> str | None:
 def without(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """A copy of a call's keyword arguments without the conversation (`names`): kept, it
     would live on until the event is built, and objects kept alive that long make the
-    app's garbage collector work harder (see the openai provider's `_kept_body`)."""
+    app's garbage collector work harder (see the openai provider's `_read_parsed`)."""
     kept = kwargs.copy()
     for name in names:
         kept.pop(name, None)

@@ -141,7 +141,7 @@ _USAGE_DETAILS = ("output_tokens_details", "cache_creation", "server_tool_use")
 def _kept_message(message: Any) -> Any:
     """What the event needs of a parsed message, in the shape `_read_body` reads: read when
     the call ends so the message is not kept alive until the event is built (why: the
-    openai provider's `_kept_body`). Anything unexpected keeps the whole message."""
+    openai provider's `_read_parsed`). Anything unexpected keeps the whole message."""
     try:
         blocks = message.content
         if isinstance(blocks, list):

@@ -27,11 +27,10 @@ from ._http import (
     credential_header_values,
     exchange,
     http_response,
-    kept_usage,
     raw_response,
     sent_headers,
 )
-from ._read import PREVIEW_CHARS, as_str, clipped, first_int, get, is_scalar, path, preview, seq, without
+from ._read import PREVIEW_CHARS, as_int, as_str, first_int, get, is_scalar, path, preview, seq
 
 _CHAT = "openai.resources.chat.completions.completions"
 _CHAT_V1 = "openai.resources.chat.completions"  # a module until 1.6x, a package since
@@ -102,8 +101,15 @@ _PARAM_NAMES = frozenset(_PARAMS)
 
 # The request argument that carries the conversation, by API; counted on the call path,
 # not kept. A kept conversation would live on until its event is built, and objects kept
-# alive that long make the app's garbage collector work harder (see `_kept_body`).
+# alive that long make the app's garbage collector work harder (see `_read_parsed`).
 _CONTENT_ARGS = ("messages", "input", "prompt")
+
+
+# The call path (`_begin`, `Request`, `_on_result`, `_read_parsed`) runs cold, after the
+# SDK's millions of instructions: there each line costs several times what it does in a
+# warm loop, and each Python-level call ~0.3 us. So it calls no helpers of ours where it
+# can do without, and leaves checks and conversions to the dispatch thread (together: our
+# code in place went from ~9 to ~6.6 us a call, benchmarks/overhead.py).
 
 
 class Request:
@@ -112,20 +118,23 @@ class Request:
     __slots__ = ("count", "kwargs", "raw", "role")
 
     def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
+        kept = kwargs.copy()
+        items = None
+        for name in _CONTENT_ARGS:  # none is kept; the first one given is counted
+            value = kept.pop(name, None)
+            if items is None:
+                items = value
+        self.kwargs = kept
         self.count: int | None = None
-        self.kwargs = without(kwargs, _CONTENT_ARGS)
-        for name in _CONTENT_ARGS:  # the first one given
-            items = kwargs.get(name)
-            if items is not None:
-                break
-        last: Any = None
+        self.role: Any = None
         if isinstance(items, (list, tuple)):
             self.count = len(items)
             if items:
                 last = items[-1]
+                # Read as is: `request_properties` checks it, off the path.
+                self.role = last.get("role") if type(last) is dict else _role(last)
         elif isinstance(items, str):
-            self.count, last = 1, items
-        self.role = _role(last)
+            self.count, self.role = 1, "user"
         self.raw = raw
 
 
@@ -135,7 +144,8 @@ def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     raw = headers.get(_RAW_HEADER) if headers is not None and isinstance(headers, Mapping) else None
     call.request = Request(kwargs, raw)
     if (
-        start_stream(call, kwargs)
+        kwargs.get("stream") is True  # `start_stream` checks it too; this spares the call
+        and start_stream(call, kwargs)
         and raw is None
         and _host(instance) == OPENAI_HOST
         and _takes_stream_options(type(instance), call.method.name)
@@ -217,58 +227,102 @@ def _sdk_streams() -> tuple[type, type]:
 
 
 def _on_result(call: Call, result: Any) -> Any:
-    Stream, AsyncStream = _sdk_streams()
-    if isinstance(result, Stream):
+    streams = _stream_classes if _stream_classes is not None else _sdk_streams()
+    if isinstance(result, streams):
         call.response = exchange(result, _REQUEST_ID_HEADER)
-        return _streams.TrackedStream(result, call)
-    if isinstance(result, AsyncStream):
-        call.response = exchange(result, _REQUEST_ID_HEADER)
+        if isinstance(result, streams[0]):
+            return _streams.TrackedStream(result, call)
         return _streams.TrackedAsyncStream(result, call)
     if call.request.raw is not None and hasattr(result, "http_response"):
         return raw_response(call, result, _track_stream)
-    call.finish(response=_kept_body(result, call.method.operation))
+    read = _read_parsed(result, call.method.operation)
+    if read is None:
+        call.finish(response=result)
+    else:
+        call.acc = read
+        call.finish()
     return result
 
 
-def _kept_body(result: Any, operation: str) -> Any:
-    """What the event needs of a parsed response, in the shape `_read_body` reads.
+def _read_parsed(result: Any, operation: str) -> tuple[Any, ...] | None:
+    """The values a parsed response's event needs, read as its call ends (`_read_values`
+    makes them properties off the path); None to keep the whole response instead, read off
+    the path by `_read_body`. Both give the same properties: a property test holds them
+    equal, whatever the server sent.
 
-    The response itself would stay alive until its event is built, up to a batch delay
-    later; objects tracking keeps alive that long survive the app's young-generation
-    collections and bring on full ones, which cost a back-to-back caller more than the
-    rest of tracking together. So the few values are read here, with plain attribute reads
-    (~1 us); anything unexpected keeps the whole response, read off the path instead.
-    Responses API results (nested output items) are always kept whole.
+    Why read here: a kept response would stay alive until its event is built, up to a
+    batch delay later, and objects kept that long survive the app's young-generation
+    garbage collections and bring on older ones. Kept instead: a tuple of raw values,
+    normally strings, ints and None, which the collector stops tracking at its first look
+    (the values copied in the response's shape, as kept before, left ~5 tracked objects a
+    call). Raw: checks and conversions are `_read_values`' (see above). Plain reads of a
+    pydantic v2 model's `__dict__`: a name not in it is one its class does not declare,
+    which `_read_usage` reads as None too. Kept whole: a usage holding fields its class does
+    not declare (`_read_usage` reads some under other names), embeddings holding any,
+    choices lacking what is read of them, Responses API results, other models.
     """
     if operation == "response":
-        return result
+        return None
     try:
-        kept = {
-            "model": result.model,
-            "usage": kept_usage(result.usage, _USAGE_DETAILS),
-            "_request_id": getattr(result, "_request_id", None),
-        }
-        choices = result.choices if operation != "embedding" else None
-        if isinstance(choices, list) and choices:
-            first = choices[0]
-            if operation == "chat_completion":
+        fields = result.__dict__
+        usage = fields.get("usage")
+        if usage is None:
+            counts: dict[str, Any] = {}
+        elif usage.__pydantic_extra__:
+            return None
+        else:
+            counts = usage.__dict__
+        finish = tool_calls = text = None
+        if operation == "embedding":
+            if getattr(result, "__pydantic_extra__", True):
+                return None
+        else:
+            choices = fields.get("choices")
+            if not isinstance(choices, list):
+                choices = []  # as `_read_body` reads it
+            chat = operation == "chat_completion"
+            if choices:
+                first = choices[0]
+                finish = first.finish_reason
+                text = first.message.content if chat else first.text
+                if type(text) is str:
+                    text = text[:PREVIEW_CHARS]  # the preview is all that is kept of it
+            if chat:
                 tool_calls = 0
                 for choice in choices:
                     # Not declared before openai 1.1: read as the whole response would be.
                     calls = getattr(choice.message, "tool_calls", None)
-                    if calls:
-                        tool_calls += len(seq(calls))
-                message = {"content": clipped(first.message.content), "tool_calls": (None,) * tool_calls}
-                kept["choices"] = ({"finish_reason": first.finish_reason, "message": message},)
-            else:
-                kept["choices"] = ({"finish_reason": first.finish_reason, "text": clipped(first.text)},)
+                    if isinstance(calls, (list, tuple)):
+                        tool_calls += len(calls)
+        return (
+            fields.get("model"),
+            getattr(result, "_request_id", None),
+            counts.get("prompt_tokens"),
+            counts.get("completion_tokens"),
+            counts.get("total_tokens"),
+            getattr(counts.get("prompt_tokens_details"), "cached_tokens", None),
+            getattr(counts.get("completion_tokens_details"), "reasoning_tokens", None),
+            finish,
+            tool_calls,
+            text,
+        )
     except Exception:
-        return result
-    return kept
+        return None
 
 
-# Usage fields that hold models of their own.
-_USAGE_DETAILS = ("prompt_tokens_details", "completion_tokens_details")
+def _read_values(read: tuple[Any, ...], props: dict[str, Any]) -> None:
+    """The event properties of what `_read_parsed` read, as `_read_body` reads them."""
+    model, request_id, prompt, completion, total, cached, reasoning, finish, tool_calls, text = read
+    props["model"] = as_str(model) or props.get("model")
+    props["request_id"] = as_str(request_id) or None
+    props["input_tokens"] = as_int(prompt)
+    props["output_tokens"] = as_int(completion)
+    props["total_tokens"] = as_int(total)
+    props["cached_input_tokens"] = as_int(cached)
+    props["reasoning_tokens"] = as_int(reasoning)
+    props["finish_reason"] = as_str(finish)
+    props["tool_call_count"] = tool_calls
+    props["response_preview"] = preview([as_str(text) or ""])
 
 
 def _track_stream(call: Call, stream: Any) -> Any:
@@ -310,14 +364,20 @@ def request_properties(call: Call) -> dict[str, Any]:
         props["input_count"] = request.count
     else:
         props["message_count"] = request.count
-        props["last_message_role"] = request.role
+        props["last_message_role"] = as_str(request.role)
     return props
 
 
 def response_properties(call: Call, props: dict[str, Any]) -> None:
     """What a successful call's response (or its folded stream) says."""
     operation = call.method.operation
-    found = _stream_body(call.acc, operation) if call.stream else body(call.response)
+    if call.stream:
+        found = _stream_body(call.acc, operation)
+    elif call.acc is not None:  # read as the call ended (`_read_parsed`)
+        _read_values(call.acc, props)
+        return
+    else:
+        found = body(call.response)
     if found is not None:
         _read_body(found, operation, props)
 
