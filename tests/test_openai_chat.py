@@ -114,22 +114,20 @@ def test_finished_call_keeps_neither_response_nor_conversation(
             model="gpt-4o", messages=messages, **(extra if tools else {})
         )
         request_id = getattr(completion, "_request_id", None)
-        kept = [completion, messages]
         usage = completion.usage
-        read_on_the_path = not getattr(usage, "__pydantic_extra__", True)
-        if read_on_the_path:
-            # Nor the usage's models (an older SDK's usage holding fields it does not
-            # declare keeps the whole response instead: see `openai._read_parsed`).
-            kept += [usage, usage.prompt_tokens_details, usage.completion_tokens_details]
+        kept = [completion, messages, usage]
+        if not getattr(usage, "__pydantic_extra__", True):
+            # Nor the usage's details models (an older SDK, not declaring them, holds them
+            # as dicts among the usage's undeclared fields).
+            kept += [usage.prompt_tokens_details, usage.completion_tokens_details]
         finished = [weakref.ref(obj) for obj in kept]
         del completion, usage, kept, messages
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert [ref() for ref in finished] == [None] * len(finished)
-        if read_on_the_path:
-            # Only plain values: nothing the app's garbage collector keeps walking.
-            gc.collect()
-            assert held[0].response is None and not gc.is_tracked(held[0].acc)
+        # Only plain values: nothing the app's garbage collector keeps walking.
+        gc.collect()
+        assert held[0].response is None and not gc.is_tracked(held[0].acc)
     (p,) = props(capture)
     assert (p["model"], p["input_tokens"], p["output_tokens"], p["total_tokens"]) == (
         "gpt-4o" + MODEL_SUFFIX,
@@ -212,6 +210,20 @@ def test_stream_to_the_end(tracked: Any, openai_client: Any, capture: Any, stub:
     # Not OpenAI's own host: the request is left alone and no usage is reported.
     assert "stream_options" not in stub.requests[-1].body
     assert "input_tokens" not in p
+
+
+def test_server_host_follows_a_reassigned_base_url(tracked: Any, openai_client: Any, capture: Any) -> None:
+    """The host is cached per base URL object (reading it is on a stream's call path): a
+    client pointed elsewhere is reported, and decided on, with its new host."""
+    hosts = ("127.0.0.1", "localhost", "127.0.0.1")
+    for host in hosts:
+        url = str(openai_client.base_url)
+        openai_client.base_url = url.replace("localhost", host).replace("127.0.0.1", host)
+        chunks = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == STUB_TEXT
+        openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    reported = [p["server_host"] for p in props(capture, 2 * len(hosts))]
+    assert reported == [host for host in hosts for _call in ("stream", "call")]
 
 
 @requires_stream_options

@@ -73,17 +73,26 @@ def raw_response(call: Call, raw: Any, track_stream: TrackStream) -> Any:
 
 
 class Exchange:
-    """What a stream's event reads of its HTTP exchange: the request id and the headers
-    sent (credentials to scrub). Kept instead of the stream, which would otherwise stay
-    alive with every object of its connection until the event is built, a batch delay
-    after the stream ends: objects kept that long make the app's garbage collector work
-    harder (see the openai provider's `_read_parsed`)."""
+    """What a stream's event reads of its HTTP exchange: the request id (from the headers
+    received) and the headers sent (credentials to scrub). Kept instead of the stream,
+    which would otherwise stay alive with every object of its connection until the event
+    is built, a batch delay after the stream ends: objects kept that long make the app's
+    garbage collector work harder (see the openai provider's `_read_parsed`)."""
 
-    __slots__ = ("request_id", "sent_headers")
+    __slots__ = ("_id_header", "_received", "sent_headers")
 
-    def __init__(self, request_id: Any, sent_headers: Any) -> None:
-        self.request_id = request_id
+    def __init__(self, received: Any, id_header: str, sent_headers: Any) -> None:
+        self._received = received
+        self._id_header = id_header
         self.sent_headers = sent_headers
+
+    @property
+    def request_id(self) -> Any:
+        # Looked up when the event is built: on the caller's path it cost ~1 us a stream.
+        try:
+            return self._received.get(self._id_header)
+        except Exception:
+            return None
 
 
 def exchange(stream: Any, request_id_header: str) -> Any:
@@ -91,7 +100,7 @@ def exchange(stream: Any, request_id_header: str) -> Any:
     received); the HTTP response itself if it cannot be read that way."""
     http: Any = getattr(stream, "response", None)
     try:
-        return Exchange(http.headers.get(request_id_header), http.request.headers)
+        return Exchange(http.headers, request_id_header, http.request.headers)
     except Exception:
         return http
 
