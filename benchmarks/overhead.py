@@ -265,9 +265,10 @@ def _per_call_cost(rounds: int, calls: int) -> dict[str, float]:
     # A completion as the SDK returns it (untracked here), so that reading it when the call
     # ends is timed too.
     completion = workload()[0]()
+    client = _client()
 
     class Resource:
-        _client = None
+        _client = client  # as an SDK resource has: the call path reads its base URL
 
         def create(self, **kwargs: Any) -> Any:
             return completion
