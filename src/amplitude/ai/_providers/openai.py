@@ -297,9 +297,9 @@ def _read_parsed(result: Any, operation: str) -> tuple[Any, ...] | None:
         if usage is None:
             prompt = completion = total = cached = reasoning = None
         elif getattr(usage, "__pydantic_extra__", True):
-            # Fields its class does not declare (SDKs before ~1.45 get the details the API
-            # sends today so), or no pydantic v2 model: read as `_read_usage` reads them,
-            # names it falls back to included (~2 us more, on those SDKs only).
+            # Fields its class does not declare (SDKs before ~1.45 hold the details the API
+            # sends today that way), or no pydantic v2 model: read as `_read_usage` reads
+            # them, names it falls back to included (~2 us more, on those SDKs only).
             read: dict[str, Any] = {}
             _read_usage(usage, read)
             prompt, completion, total = read["input_tokens"], read["output_tokens"], read["total_tokens"]
