@@ -192,6 +192,17 @@ def test_create_event(tracked: Any, client: Any, capture: Any, stub: AnthropicSt
         assert content not in repr(p), "request content and metadata stay out of the properties"
 
 
+def test_server_host_follows_a_reassigned_base_url(tracked: Any, client: Any, capture: Any) -> None:
+    """The host is that of the client's base URL when the call was made (it was read when
+    the event was built, a batch delay later)."""
+    hosts = ("127.0.0.1", "localhost", "127.0.0.1")
+    for host in hosts:
+        url = str(client.base_url)
+        client.base_url = url.replace("localhost", host).replace("127.0.0.1", host)
+        client.messages.create(**ARGS)
+    assert [p["server_host"] for p in props(capture, len(hosts))] == list(hosts)
+
+
 def test_thinking(tracked: Any, client: Any, capture: Any) -> None:
     skip_unless_supported("thinking")
     thinking = {"type": "enabled", "budget_tokens": 1024}

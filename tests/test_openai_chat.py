@@ -219,6 +219,8 @@ def test_server_host_follows_a_reassigned_base_url(tracked: Any, openai_client: 
     for host in hosts:
         url = str(openai_client.base_url)
         openai_client.base_url = url.replace("localhost", host).replace("127.0.0.1", host)
+        if host not in str(openai_client.base_url):
+            pytest.skip("this openai's base_url setter leaves base_url as it was (openai 1.0)")
         chunks = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == STUB_TEXT
         openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)

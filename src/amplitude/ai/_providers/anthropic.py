@@ -33,7 +33,16 @@ from .._provider import Method, Provider
 
 # The raw-response proxies and the HTTP-level readers are the SDK generator's (Stainless),
 # which openai and anthropic share: what they hold is the same, not just alike.
-from ._http import body, credential_header_values, exchange, kept_usage, raw_response, sent_headers
+from ._http import (
+    base_url,
+    body,
+    credential_header_values,
+    exchange,
+    host,
+    kept_usage,
+    raw_response,
+    sent_headers,
+)
 from ._read import (
     PREVIEW_CHARS,
     as_int,
@@ -94,9 +103,10 @@ _CLIENT_SECRETS = (
 class _Request:
     """What must be read from the request on the call path: the caller may mutate it after."""
 
-    __slots__ = ("count", "kwargs", "raw", "role")
+    __slots__ = ("base_url", "count", "kwargs", "raw", "role")
 
-    def __init__(self, kwargs: dict[str, Any], raw: Any) -> None:
+    def __init__(self, kwargs: dict[str, Any], raw: Any, base_url: Any) -> None:
+        self.base_url = base_url
         self.kwargs = without(kwargs, ("messages",))
         self.raw = raw
         messages = kwargs.get("messages")
@@ -110,7 +120,8 @@ class _Request:
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     headers = kwargs.get("extra_headers")
-    call.request = _Request(kwargs, headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None)
+    raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
+    call.request = _Request(kwargs, raw, base_url(instance))
     if kwargs.get("stream") is True or call.method.name == "stream":
         call.stream = True
         call.acc = _StreamState()
@@ -334,8 +345,7 @@ def _properties(call: Call) -> dict[str, Any]:
         "last_message_role": as_str(request.role),
     }
     _read_params(kwargs, props)
-    with contextlib.suppress(Exception):
-        props["server_host"] = str(call.instance._client.base_url.host) or None
+    props["server_host"] = host(request.base_url)
     # The core reports an error and its `status_code`. An API error names its request; a
     # stream that broke off has its response's.
     failed = call.error is not None

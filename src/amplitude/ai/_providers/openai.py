@@ -23,9 +23,11 @@ from .. import _streams
 from .._call import Call
 from .._provider import Method, Provider
 from ._http import (
+    base_url,
     body,
     credential_header_values,
     exchange,
+    host,
     http_response,
     raw_response,
     sent_headers,
@@ -147,16 +149,14 @@ def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     raw = headers.get(_RAW_HEADER) if headers is not None and isinstance(headers, Mapping) else None
     request = call.request = Request(kwargs, raw)
     try:  # noqa: SIM105 (contextlib.suppress: a call and a context manager on this path)
-        # What `base_url` returns, read directly: the property costs ~1 us in openai 3.x
-        # (it imports a module on every read).
-        request.base_url = instance._client._base_url
+        request.base_url = instance._client._base_url  # `_http.base_url`, without a call
     except AttributeError:
-        pass  # read from the client's `base_url` when the event is built
+        pass  # `_base_url` reads it as `_http.base_url` does, when the event is built
     if (
         kwargs.get("stream") is True  # `start_stream` checks it too; this spares the call
         and start_stream(call, kwargs)
         and raw is None
-        and _host(call) == OPENAI_HOST
+        and host(_base_url(call)) == OPENAI_HOST
         and _takes_stream_options(type(instance), call.method.name)
     ):
         ask_for_usage(call, kwargs)
@@ -209,30 +209,10 @@ def _takes_stream_options(cls: type, name: str) -> bool:
     return known
 
 
-# Base URL -> (that URL, its host), by id: a stream's call needs the host on the caller's
-# path, where reading it costs ~0.3 us. Bounded: an app may make a client per call.
-_hosts: dict[int, tuple[Any, str | None]] = {}
-
-
 def _base_url(call: Call) -> Any:
     """The base URL of the client the call was made with, as of the call."""
     url = call.request.base_url
-    return url if url is not None else call.instance._client.base_url
-
-
-def _host(call: Call) -> str | None:
-    try:
-        url = _base_url(call)
-        known = _hosts.get(id(url))
-        if known is not None and known[0] is url:
-            return known[1]
-        host = str(url.host) or None
-    except Exception:
-        return None
-    if len(_hosts) >= 64:
-        _hosts.clear()
-    _hosts[id(url)] = (url, host)
-    return host
+    return url if url is not None else base_url(call.instance)
 
 
 # -- results -------------------------------------------------------------------
@@ -375,8 +355,8 @@ def _track_stream(call: Call, stream: Any) -> Any:
 def _properties(call: Call) -> dict[str, Any]:
     props = request_properties(call)
     client = getattr(call.instance, "_client", None)
-    props["server_host"] = host = _host(call)
-    if _is_azure(client, host):
+    props["server_host"] = server = host(_base_url(call))
+    if _is_azure(client, server):
         props["provider"] = AZURE_PROVIDER
         props["deployment"] = _deployment(call)
     props["request_id"] = _request_id(call)
