@@ -128,16 +128,15 @@ def test_finished_call_keeps_neither_message_nor_conversation(
         messages = Conversation(MESSAGES)
         message = client.messages.create(model=MODEL, max_tokens=50, messages=messages)
         request_id = getattr(message, "_request_id", None)
-        kept = [message, messages]
-        if not getattr(message.usage, "__pydantic_extra__", True):
-            # Nor its usage, copied as a dict (an older SDK's usage holding fields it does
-            # not declare is kept whole instead: see `_http.kept_usage`).
-            kept.append(message.usage)
+        kept = [message, messages, message.usage]
         finished = [weakref.ref(obj) for obj in kept]
         del message, messages, kept
         amplitude.ai.flush()
         assert len(held) == 1, "the event is not built yet"
         assert [ref() for ref in finished] == [None] * len(finished)
+        # Only plain values: nothing the app's garbage collector keeps walking.
+        gc.collect()
+        assert held[0].response is None and not gc.is_tracked(held[0].acc)
     (p,) = props(capture)
     assert (p["message_count"], p["last_message_role"], p["response_preview"]) == (
         len(MESSAGES),

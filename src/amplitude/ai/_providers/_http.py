@@ -137,34 +137,6 @@ def host(url: Any) -> str | None:
     return found
 
 
-def model_fields(model: Any) -> dict[str, Any] | None:
-    """A copy of an SDK model's fields, for a pydantic v2 model holding no field its class
-    does not declare (an absent name then reads as None, as ``getattr(model, name, None)``
-    would; through pydantic's `__getattr__`, ~2 us each). None for any other object:
-    read it whole instead. One C-level dict copy: ~0.1 us."""
-    if getattr(model, "__pydantic_extra__", True):
-        return None
-    fields: dict[str, Any] = model.__dict__.copy()
-    return fields
-
-
-def kept_usage(usage: Any, nested: tuple[str, ...]) -> Any:
-    """A usage object's counts as a reader that falls back to other names would read them
-    from the object: its fields as a dict (`nested`: fields holding models of their own,
-    copied likewise), or the object itself when it holds undeclared fields, since such a
-    reader reads some of those too."""
-    if usage is None:
-        return None
-    fields = model_fields(usage)
-    if fields is None:
-        return usage
-    for name in nested:
-        inner = fields.get(name)
-        if inner is not None:
-            fields[name] = model_fields(inner) or inner
-    return fields
-
-
 def http_response(outcome: Any) -> Any:
     """The HTTP response behind a raw response, a stream or an HTTP status error."""
     return getattr(outcome, "http_response", None) or getattr(outcome, "response", None)

@@ -60,11 +60,5 @@ def without(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return kept
 
 
-def clipped(text: Any) -> Any:
-    """A string cut to what a preview can show (read on the call path, it is all that is
-    kept); anything else as it is."""
-    return text[:PREVIEW_CHARS] if isinstance(text, str) else text
-
-
 def is_scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool))

@@ -39,7 +39,6 @@ from ._http import (
     credential_header_values,
     exchange,
     host,
-    kept_usage,
     raw_response,
     sent_headers,
 )
@@ -47,7 +46,6 @@ from ._read import (
     PREVIEW_CHARS,
     as_int,
     as_str,
-    clipped,
     first_int,
     get,
     is_scalar,
@@ -136,36 +134,77 @@ def _on_result(call: Call, result: Any) -> Any:
         return raw_response(call, result, _track_stream)
     if call.stream:
         return _track_stream(call, result)
-    call.finish(response=_kept_message(result))
+    read = _read_parsed(result)
+    if read is None:
+        call.finish(response=result)
+    else:
+        call.acc = read
+        call.finish()
     return result
 
 
-def _kept_block(block: Any) -> dict[str, Any]:
-    kind = block.type
-    return {"type": kind, "text": clipped(block.text)} if kind == "text" else {"type": kind}
+def _read_parsed(message: Any) -> tuple[Any, ...] | None:
+    """The values a parsed message's event needs, read as its call ends (`_read_values`
+    makes them properties off the path); None to keep the whole message instead, read off
+    the path by `_read_body`. Both give the same properties: a property test holds them
+    equal, whatever the server sent.
 
-
-# Usage fields that hold models of their own (copied too, so no model stays alive).
-_USAGE_DETAILS = ("output_tokens_details", "cache_creation", "server_tool_use")
-
-
-def _kept_message(message: Any) -> Any:
-    """What the event needs of a parsed message, in the shape `_read_body` reads: read when
-    the call ends so the message is not kept alive until the event is built (why: the
-    openai provider's `_read_parsed`). Anything unexpected keeps the whole message."""
+    Why read here, and a flat tuple of raw values: a kept message would stay alive until
+    its event is built, and so would dicts copied in its shape; the collector stops
+    tracking a tuple of strings, ints and None at its first look (the openai provider's
+    `_read_parsed` says more). Kept whole: a usage that is no pydantic v2 model.
+    """
     try:
-        blocks = message.content
-        if isinstance(blocks, list):
-            blocks = tuple(_kept_block(block) for block in blocks)
-        return {
-            "model": message.model,
-            "usage": kept_usage(message.usage, _USAGE_DETAILS),
-            "stop_reason": message.stop_reason,
-            "content": blocks,
-            "_request_id": getattr(message, "_request_id", None),
-        }
+        fields = message.__dict__
+        usage = fields.get("usage")
+        counts: dict[str, Any] = {}
+        if usage is not None:
+            extra = getattr(usage, "__pydantic_extra__", True)
+            if extra is True:
+                return None  # no pydantic v2 model
+            # With the fields its class does not declare (older SDKs hold newer counts that
+            # way), as `_read_message` reads them: attributes, which they are.
+            counts = {**usage.__dict__, **extra} if extra else usage.__dict__
+        tool_calls = 0
+        text = ""
+        for block in seq(fields.get("content")):
+            kind = get(block, "type")
+            if kind == "text":
+                part = as_str(get(block, "text"))
+                if part and len(text) < PREVIEW_CHARS:
+                    text += part[: PREVIEW_CHARS - len(text)]  # the preview is all that is kept
+            elif _is_tool_use(kind):
+                tool_calls += 1
+        return (
+            fields.get("model"),
+            getattr(message, "_request_id", None),
+            fields.get("stop_reason"),
+            counts.get("input_tokens"),
+            counts.get("cache_read_input_tokens"),
+            counts.get("cache_creation_input_tokens"),
+            counts.get("output_tokens"),
+            get(counts.get("output_tokens_details"), "thinking_tokens"),
+            tool_calls,
+            text,
+        )
     except Exception:
-        return message
+        return None
+
+
+def _read_values(read: tuple[Any, ...], props: dict[str, Any]) -> None:
+    """The event properties of what `_read_parsed` read, as `_read_body` reads them."""
+    model, request_id, stop_reason, uncached, cache_read, cache_write, output, thinking, tools, text = read
+    props["request_id"] = as_str(request_id) or None
+    usage = {
+        "input_tokens": uncached,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+        "output_tokens": output,
+        "output_tokens_details": {"thinking_tokens": thinking},
+    }
+    _read_message(model, (usage,), stop_reason, props)
+    props["tool_call_count"] = tools
+    props["response_preview"] = text or None
 
 
 # -- streams ---------------------------------------------------------------------
@@ -349,9 +388,13 @@ def _properties(call: Call) -> dict[str, Any]:
     # The core reports an error and its `status_code`. An API error names its request; a
     # stream that broke off has its response's.
     failed = call.error is not None
-    props["request_id"] = (_request_id(call.error) if failed else None) or _request_id(call.response)
     if failed:
+        props["request_id"] = _request_id(call.error) or _request_id(call.response)
         return props
+    if call.acc is not None and not call.stream:  # read as the call ended (`_read_parsed`)
+        _read_values(call.acc, props)
+        return props
+    props["request_id"] = _request_id(call.response)
     if call.stream:
         acc: _StreamState = call.acc
         _read_message(acc.model, (acc.delta_usage, acc.start_usage), acc.stop_reason, props)
@@ -365,7 +408,7 @@ def _properties(call: Call) -> dict[str, Any]:
 
 
 def _read_body(message: Any, props: dict[str, Any]) -> None:
-    """What a message (an SDK object, decoded JSON or `_kept_message`'s) says."""
+    """What a message (an SDK object, or decoded JSON) says."""
     _read_message(get(message, "model"), (get(message, "usage"),), get(message, "stop_reason"), props)
     blocks = seq(get(message, "content"))
     props["tool_call_count"] = sum(1 for block in blocks if _is_tool_use(get(block, "type")))
