@@ -107,6 +107,8 @@ def benchmark(session: nox.Session) -> None:
     session.install("-e", ".[openai]", "-r", "benchmarks/requirements.txt")
     for script in ("overhead.py", "peer.py", "startup.py", "memory.py"):
         session.run("python", f"benchmarks/{script}")
+    for provider in ("anthropic", "openai"):
+        session.run("python", "benchmarks/gc_pressure.py", "--provider", provider)
     # The controls, each in a process of its own.
     for control in ("discarding", "untracked", "amplitude-only"):
         session.run("python", "benchmarks/memory.py", "--scenario", control)
