@@ -481,8 +481,8 @@ def _in_place(rounds: int, calls: int) -> dict[str, dict[str, list[float]]]:
 def _in_place_runs(args: argparse.Namespace) -> list[dict[str, dict[str, list[float]]]]:
     """`_in_place` in `args.processes` fresh interpreters, one after another.
 
-    Our code in place moves by more between processes than within one: run to run, the
-    same code measured +6.5 to +7.4 us here (where the interpreter and the SDK land in
+    Our code in place moves by more between processes than within one: six runs of one
+    commit measured +6.6 to +7.4 us here (where the interpreter and the SDK land in
     memory, and what else the VM runs). One process's interval says nothing about that;
     the spread of several does.
     """

@@ -118,7 +118,8 @@ class _Request:
 
 def _begin(call: Call, instance: Any, kwargs: dict[str, Any]) -> None:
     headers = kwargs.get("extra_headers")
-    raw = headers.get(_RAW_HEADER) if isinstance(headers, Mapping) else None
+    # `is not None` first: an isinstance() check against an ABC costs ~0.15 us (warm) per call.
+    raw = headers.get(_RAW_HEADER) if headers is not None and isinstance(headers, Mapping) else None
     call.request = _Request(kwargs, raw, base_url(instance))
     if kwargs.get("stream") is True or call.method.name == "stream":
         call.stream = True
