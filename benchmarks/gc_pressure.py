@@ -18,7 +18,6 @@ import argparse
 import gc
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,23 +69,6 @@ def _openai_call() -> Callable[[], Any]:
     return call
 
 
-class _Collections:
-    """Collections and their time, per mode."""
-
-    def __init__(self) -> None:
-        self.mode = "idle"
-        self.counts = {mode: [0, 0, 0] for mode in ("idle", "untracked", "tracked")}
-        self.seconds = dict.fromkeys(self.counts, 0.0)
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self.counts[self.mode][info["generation"]] += 1
-            self._started = time.perf_counter()
-        else:
-            self.seconds[self.mode] += time.perf_counter() - self._started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--provider", choices=("anthropic", "openai"), default="anthropic")
@@ -96,11 +78,11 @@ def main() -> None:
     args = parser.parse_args()
     overhead.pin(args.cpu)
     call = _anthropic_call() if args.provider == "anthropic" else _openai_call()
-    seen = _Collections()
-    with overhead.tracked_client(warm_up=[call] * 200) as analytics:
-        gc.callbacks.append(seen)
-        try:
-            for mode in overhead.rotated(("untracked", "tracked"), args.rounds):
+    modes = ("untracked", "tracked")
+    seen = overhead._Collections(modes)
+    try:
+        with overhead.tracked_client(warm_up=[call] * 200) as analytics:
+            for mode in overhead.rotated(modes, args.rounds):
                 if mode == "tracked":
                     amplitude.ai.track(analytics)
                 else:
@@ -109,15 +91,14 @@ def main() -> None:
                     seen.mode = mode
                     for _ in range(args.calls):
                         call()
-                    seen.mode = "idle"
-        finally:
-            gc.callbacks.remove(seen)
-    calls = args.calls * args.rounds
+                    seen.mode = None
+                    seen.calls[mode] += args.calls
+    finally:
+        gc.callbacks.remove(seen._seen)
     print(f"{args.provider}: {args.rounds} rounds of {args.calls} calls, events held back to the end of each")
     print("garbage collections per 1,000 calls (generation 0/1/2), and their time per call:")
-    for mode in ("untracked", "tracked"):
-        per_thousand = "/".join(f"{count * 1000 / calls:.1f}" for count in seen.counts[mode])
-        print(f"  {mode:10} {per_thousand:>14} {seen.seconds[mode] * 1e6 / calls:8.2f} us")
+    for mode in modes:
+        print(f"  {mode:10} {seen.per_thousand(mode, decimals=1):>14} {seen.us_per_call(mode):8.2f} us")
 
 
 if __name__ == "__main__":

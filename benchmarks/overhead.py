@@ -344,8 +344,8 @@ class _Collections:
         else:
             self.seconds[self.mode] += time.perf_counter() - self._started
 
-    def per_thousand(self, mode: str) -> str:
-        return "/".join(f"{n * 1000 / max(1, self.calls[mode]):.0f}" for n in self.counts[mode])
+    def per_thousand(self, mode: str, decimals: int = 0) -> str:
+        return "/".join(f"{n * 1000 / max(1, self.calls[mode]):.{decimals}f}" for n in self.counts[mode])
 
     def us_per_call(self, mode: str) -> float:
         return self.seconds[mode] * 1e6 / max(1, self.calls[mode])

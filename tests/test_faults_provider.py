@@ -598,6 +598,12 @@ def test_response_read_on_the_path_reads_as_the_whole_response(
     whole: dict[str, Any] = {}
     _read_body(response, operation, whole)
     assert _known(read_properties) == _known(whole)
+    assert_untracked_when_plain(read)
+
+
+def assert_untracked_when_plain(read: tuple[Any, ...]) -> None:
+    """What a finished call keeps, when it holds plain values only (strings, ints, None):
+    nothing the garbage collector keeps walking."""
     if all(value is None or type(value) in (str, int) for value in read):
         gc.collect()
         assert not gc.is_tracked(read), "plain values: nothing the garbage collector keeps walking"
@@ -670,9 +676,7 @@ def test_message_read_on_the_path_reads_as_the_whole_message(body: dict[str, Any
     whole: dict[str, Any] = {"model": None}
     _read_body(message, whole)
     assert read_properties == whole
-    if all(value is None or type(value) in (str, int) for value in read):
-        gc.collect()
-        assert not gc.is_tracked(read), "plain values: nothing the garbage collector keeps walking"
+    assert_untracked_when_plain(read)
 
 
 @FUZZ

@@ -23,9 +23,9 @@ class Call:
     provider's `begin` snapshots), ``response`` / ``error`` (the outcome), ``stream``,
     ``acc`` and ``fold`` (a stream's accumulator and per-chunk reducer; ``acc`` also holds
     what a provider read of a plain result as it ended, instead of keeping the result in
-    ``response``). Timings and the
-    tracking identity are the core's. `finish()` ends the call; the core calls it for
-    errors and for streams, a provider's `on_result` for a plain result.
+    ``response``). Timings and the tracking identity are the core's. `finish()` ends the
+    call; the core calls it for errors and for streams, a provider's `on_result` for a
+    plain result.
     """
 
     __slots__ = (
