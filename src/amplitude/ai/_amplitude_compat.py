@@ -13,8 +13,8 @@ never the app.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, Callable
 
 from ._log import report_failure
 
@@ -42,6 +42,38 @@ def backlog(client: Any) -> int:
     except Exception as exc:
         report_failure("reading an Amplitude client's backlog", exc)
     return total
+
+
+class _RunHere(Executor):
+    """A client's upload pool at an exit where no thread can start: each upload runs on
+    the thread that submits it (the pool would start a thread for it, and fail)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def upload_without_threads(client: Any) -> None:
+    """Make `client` upload without starting threads, for an exit where none can start.
+
+    Its consumer thread, which it starts with its first event, is not started (the attempt
+    would fail inside `track()` and log a traceback per event), and each upload runs on the
+    thread that asks for it: a consumer already waiting out its flush interval uploads on
+    its own thread, and the client's own exit hook, which runs after ours, on the exiting
+    thread, as amplitude-analytics does at every exit, only without its pool.
+    """
+    try:
+        for destination in _destinations(client):
+            workers = getattr(destination, "workers", None)
+            if workers is not None and hasattr(workers, "is_started"):
+                workers.is_started = True
+                workers.threads_pool = _RunHere()
+    except Exception as exc:
+        report_failure("preparing an Amplitude client for exit", exc)
 
 
 def reset_after_fork(client: Any) -> None:

@@ -94,5 +94,8 @@ def _shut_down_owned(seconds_left: float) -> None:
     except Exception:
         pass
     closer = threading.Thread(target=client.shutdown, name="amplitude-ai-shutdown", daemon=True)
-    closer.start()
+    try:
+        closer.start()
+    except RuntimeError:
+        return  # no thread can start at this exit: the client's own exit hook uploads, on this thread
     closer.join(seconds_left)

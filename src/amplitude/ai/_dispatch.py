@@ -52,6 +52,8 @@ class Dispatcher:
         self._hurry = threading.Event()
         self._idle = True
         self._closing = False
+        # Set at exit where no thread can start: calls are then handled on the exiting thread.
+        self._here = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         # Held while one call is handled: fork() waits for it (see before_fork), so a child
@@ -119,7 +121,7 @@ class Dispatcher:
     # -- worker ----------------------------------------------------------------
     def _start(self) -> None:
         with self._start_lock:
-            if self._thread is not None:
+            if self._thread is not None or self._here:
                 return
             thread = threading.Thread(target=self._run, name="amplitude-ai-dispatch", daemon=True)
             thread.start()
@@ -132,16 +134,7 @@ class Dispatcher:
             # back, and the callers pay for those hand-offs, so the fewer the better.
             self._hurry.wait(BATCH_DELAY_S)
             self._hurry.clear()
-            worked = False
-            while pending:
-                worked = True
-                with self._handling:
-                    call = pending.popleft()
-                    try:
-                        self._remember(call.binding.client)
-                        self._handle(call)
-                    except BaseException as exc:  # provider code (a plugin's too) must never end the worker
-                        report_failure("building or sending an event", exc)
+            worked = self._handle_pending()
             if self._closing:
                 return
             if worked:
@@ -153,6 +146,24 @@ class Dispatcher:
                 continue
             self._wake.wait()
             self._wake.clear()
+
+    def _handle_pending(self) -> bool:
+        """Hand every pending call to its client, on this thread; False if there was none."""
+        pending = self._pending
+        worked = False
+        while pending:
+            with self._handling:
+                try:
+                    call = pending.popleft()
+                except IndexError:
+                    break  # the other thread handling calls (worker or exit) took the last one
+                worked = True
+                try:
+                    self._remember(call.binding.client)
+                    self._handle(call)
+                except BaseException as exc:  # provider code (a plugin's too) must never end the worker
+                    report_failure("building or sending an event", exc)
+        return worked
 
     def _remember(self, client: Any) -> None:
         # A client that is not weak-referenceable is tracked all the same; flush() just
@@ -169,7 +180,11 @@ class Dispatcher:
         return list(self._clients)
 
     def drain(self, timeout: float) -> bool:
-        """Hand every submitted call to its client now; False if `timeout` passed first."""
+        """Hand every submitted call to its client now (on this thread at an exit where no
+        thread can start); False if `timeout` passed first."""
+        if self._here:
+            self._handle_pending()
+            return True
         deadline = time.monotonic() + timeout
         self._hurry.set()
         while self._pending or self._handling.locked():
@@ -207,6 +222,8 @@ class Dispatcher:
             return  # registered once per client; the first run delivered for all of them
         try:
             deadline = time.monotonic() + self.shutdown_timeout
+            if not _can_start_threads():
+                self._stay_on_this_thread()
             for call in list(self.open_streams):
                 call.finish()
             self.drain(self.shutdown_timeout)
@@ -219,6 +236,16 @@ class Dispatcher:
         self._closing = True
         self._hurry.set()
         self._wake.set()
+
+    def _stay_on_this_thread(self) -> None:
+        """For an exit where no thread can start, neither our worker nor amplitude-analytics'
+        upload threads: this thread hands the calls over (`drain`), and the clients upload
+        on the threads that ask them to (their exit hooks run after ours)."""
+        from ._amplitude_compat import upload_without_threads
+
+        self._here = True
+        for client in self.clients():
+            upload_without_threads(client)
 
     def before_fork(self) -> None:
         # Bounded: a worker stuck inside a client's track() must not hang the fork.
@@ -249,7 +276,21 @@ class Dispatcher:
         self._fork_waited = False
         self._idle = True
         self._closing = False
+        self._here = False
         self._thread = None
+
+
+def _can_start_threads() -> bool:
+    """False at exit on Python 3.12.0 to 3.12.2, which refuse new threads from the moment
+    the interpreter starts exiting (CPython gh-113964; 3.12.3 allows them again until
+    threading's exit hooks have run), and in `atexit` callbacks on 3.12+."""
+    probe = threading.Thread(target=int, name="amplitude-ai-probe", daemon=True)
+    try:
+        probe.start()
+    except RuntimeError:
+        return False
+    probe.join()
+    return True
 
 
 def _handle(call: Call) -> None:
