@@ -57,20 +57,25 @@ class _RunHere(Executor):
         return future
 
 
+def _no_consumer() -> None:
+    """A client's `Workers.start` at an exit where no thread can start."""
+
+
 def upload_without_threads(client: Any) -> None:
     """Make `client` upload without starting threads, for an exit where none can start.
 
-    Its consumer thread, which it starts with its first event, is not started (the attempt
-    would fail inside `track()` and log a traceback per event), and each upload runs on the
-    thread that asks for it: a consumer already waiting out its flush interval uploads on
-    its own thread, and the client's own exit hook, which runs after ours, on the exiting
-    thread, as amplitude-analytics does at every exit, only without its pool.
+    Its consumer thread is not started (it starts one with its first event, and again with
+    the next event once a consumer has emptied the buffer and ended: the attempt would fail
+    inside `track()` and log a traceback), and each upload runs on the thread that asks for
+    it: a consumer already waiting out its flush interval uploads on its own thread, and the
+    client's own exit hook, which runs after ours, on the exiting thread, as
+    amplitude-analytics does at every exit, only without its pool.
     """
     try:
         for destination in _destinations(client):
             workers = getattr(destination, "workers", None)
-            if workers is not None and hasattr(workers, "is_started"):
-                workers.is_started = True
+            if workers is not None and hasattr(workers, "start"):
+                workers.start = _no_consumer
                 workers.threads_pool = _RunHere()
     except Exception as exc:
         report_failure("preparing an Amplitude client for exit", exc)
