@@ -89,9 +89,13 @@ def test_configure_creates_and_tracks_with_its_own_client(
     client = amplitude.ai.configure(
         api_key="amp-configure-key", server_url=capture.url, flush_interval_ms=50, user_id="configured-user"
     )
-    assert client is amplitude.ai.get_active_client() is _autostart._owned
+    assert client is amplitude.ai.get_active_client() is _autostart._owned[-1]
+    assert isinstance(client, amplitude.Amplitude)
+    # Built with its first event, in the threading the app then runs with (see test_gevent.py).
+    assert client.built is False
     openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     (p,) = props(capture)
+    assert client.built is True
     assert p["response_preview"] == STUB_TEXT
     assert capture.events[0]["user_id"] == "configured-user"
     assert capture.payloads[0]["api_key"] == "amp-configure-key"

@@ -156,11 +156,13 @@ def flush(timeout: float = 5.0) -> bool:
 
     if "amplitude.ai._dispatch" not in sys.modules:
         return True
+    from ._amplitude_compat import built
     from ._dispatch import dispatcher
 
     drained = dispatcher.drain(timeout)
     for client in dispatcher.clients():
-        client.flush()
+        if built(client):
+            client.flush()
     return drained
 
 

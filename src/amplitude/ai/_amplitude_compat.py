@@ -81,8 +81,17 @@ def upload_without_threads(client: Any) -> None:
         report_failure("preparing an Amplitude client for exit", exc)
 
 
+def built(client: Any) -> bool:
+    """False for a client of ours not built yet (`OwnedAmplitude`): it never had an event,
+    and flushing, resetting or shutting it down would only build it, maybe in the wrong
+    process or threading; it is built where it is first used."""
+    return getattr(client, "built", True) is not False
+
+
 def reset_after_fork(client: Any) -> None:
     """In a forked child: forget the parent's unsent events and restart the machinery."""
+    if not built(client):
+        return
     try:
         # Per-plugin-kind locks a parent thread may have held inside `client.track()`.
         timelines = [getattr(client, "_Amplitude__timeline", None)]

@@ -12,8 +12,8 @@ from _amplitude_ai.settings import Settings
 from . import _hook, _instrument
 from ._log import logger
 
-_owned: Any = None
-"""The client made from settings, if any: ours to flush and shut down."""
+_owned: list[Any] = []
+"""The clients made from settings (`configure()` may replace one): ours to shut down."""
 
 
 def apply(settings: Settings) -> None:
@@ -37,8 +37,9 @@ def make_client(settings: Settings) -> Any:
         from ._sinks import DryRunClient
 
         return DryRunClient()
-    from amplitude.client import Amplitude
     from amplitude.config import Config
+
+    from ._owned_client import OwnedAmplitude
 
     config: dict[str, Any] = {}
     if settings.server_url:
@@ -49,7 +50,7 @@ def make_client(settings: Settings) -> Any:
         config["flush_interval_millis"] = settings.flush_interval_ms
     if settings.flush_queue_size:
         config["flush_queue_size"] = settings.flush_queue_size
-    return Amplitude(settings.api_key, Config(**config))
+    return OwnedAmplitude(settings.api_key, Config(**config))
 
 
 def start_from_settings(settings: Settings) -> Any:
@@ -68,24 +69,25 @@ def start_from_settings(settings: Settings) -> Any:
 
 
 def _own(client: Any) -> None:
-    global _owned
     from ._dispatch import dispatcher
 
-    if _owned is None:
+    if not _owned:
         dispatcher.after_exit_drain.append(_shut_down_owned)
-    _owned = client
+    _owned.append(client)
 
 
 def _shut_down_owned(seconds_left: float) -> None:
-    """Flush our own client at exit, waiting at most the shutdown timeout's remainder.
+    """Shut our own clients down at exit, waiting at most the shutdown timeout's remainder.
 
-    amplitude-analytics shuts clients down from its own exit hook and waits on any
-    upload in flight for its full connection timeout (10 s). Its last uploads start
-    here instead, with that timeout cut to what is left of ours, and our exit hook
-    runs first; a client the user made and passed to `track()` is left to the user.
+    They register no exit hook of their own (`OwnedAmplitude`). amplitude-analytics waits
+    on any upload in flight for its full connection timeout (10 s); the last uploads start
+    here, with that timeout cut to what is left of ours. A client the user made and passed
+    to `track()` is left to its own exit hook.
     """
-    client = _owned
-    if client is None or not hasattr(client, "shutdown"):
+    from ._amplitude_compat import built
+
+    clients = [client for client in _owned if hasattr(client, "shutdown") and built(client)]
+    if not clients:
         return
     try:
         from amplitude import constants  # type: ignore[attr-defined]
@@ -93,9 +95,17 @@ def _shut_down_owned(seconds_left: float) -> None:
         constants.CONNECTION_TIMEOUT = max(0.1, min(constants.CONNECTION_TIMEOUT, seconds_left))
     except Exception:
         pass
-    closer = threading.Thread(target=client.shutdown, name="amplitude-ai-shutdown", daemon=True)
+
+    def shut_down() -> None:
+        for client in clients:
+            client.shutdown()
+
+    closer = threading.Thread(target=shut_down, name="amplitude-ai-shutdown", daemon=True)
     try:
         closer.start()
     except RuntimeError:
-        return  # no thread can start at this exit: the client's own exit hook uploads, on this thread
+        # No thread can start at this exit: the clients upload on this thread (see
+        # `_amplitude_compat.upload_without_threads`), each batch within the cut timeout.
+        shut_down()
+        return
     closer.join(seconds_left)

@@ -122,12 +122,20 @@ class Dispatcher:
 
     # -- worker ----------------------------------------------------------------
     def _start(self) -> None:
-        with self._start_lock:
+        # Not waited for: a caller finding another one starting the worker returns (its
+        # call is queued for that worker). Under gevent, `start()` yields to other
+        # greenlets, and one waiting on this lock would block them all, for good, when it
+        # was made before gevent patched `threading`.
+        if not self._start_lock.acquire(blocking=False):
+            return
+        try:
             if self._thread is not None or self._here:
                 return
             thread = threading.Thread(target=self._run, name="amplitude-ai-dispatch", daemon=True)
             thread.start()
             self._thread = thread
+        finally:
+            self._start_lock.release()
 
     def _run(self) -> None:
         pending = self._pending
