@@ -39,7 +39,7 @@ import openai
 
 import amplitude
 import amplitude.ai
-from amplitude.ai._dispatch import dispatcher
+from amplitude.ai._dispatch import WAKE_AT, dispatcher
 
 CHUNKS = 50
 # Shaped like a response the API sends today (fields as in a recorded one), usage details
@@ -76,31 +76,40 @@ COMPLETION = json.dumps(
 ).encode()
 
 
-def _chunk(i: int) -> str:
+def _chunk(i: int, **extra: Any) -> str:
     body = {
         "id": "chatcmpl-1",
         "object": "chat.completion.chunk",
         "created": 0,
         "model": "gpt-4o-2024-08-06",
         "choices": [{"index": 0, "delta": {"content": f"t{i} "}, "finish_reason": None}],
+        **extra,
     }
     return f"data: {json.dumps(body)}\n\n"
 
 
 STREAM = ("".join(_chunk(i) for i in range(CHUNKS)) + "data: [DONE]\n\n").encode()
+# What the API sends when asked for usage (`stream_options.include_usage`): every chunk has a
+# `usage` of null, and one more chunk, with no choices, carries it.
+STREAM_WITH_USAGE = (
+    "".join(_chunk(i, usage=None) for i in range(CHUNKS))
+    + _chunk(CHUNKS, choices=[], usage=json.loads(COMPLETION)["usage"])
+    + "data: [DONE]\n\n"
+).encode()
 
 
 def _handler(request: httpx2.Request) -> httpx2.Response:
-    streaming = b'"stream":true' in request.content
-    body, ctype = (STREAM, "text/event-stream") if streaming else (COMPLETION, "application/json")
-    return httpx2.Response(200, content=body, headers={"content-type": ctype})
+    if b'"stream":true' not in request.content:
+        return httpx2.Response(200, content=COMPLETION, headers={"content-type": "application/json"})
+    body = STREAM_WITH_USAGE if b'"include_usage":true' in request.content else STREAM
+    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
 
-def _client() -> Any:
+def _client(base_url: str = "http://127.0.0.1:1/v1") -> Any:
     transport = httpx2.MockTransport(_handler)
     return openai.OpenAI(
         api_key="sk-bench",
-        base_url="http://127.0.0.1:1/v1",
+        base_url=base_url,
         http_client=openai.DefaultHttpxClient(transport=transport),
         max_retries=0,
     )
@@ -165,6 +174,18 @@ def workload() -> tuple[Callable[[], Any], Callable[[], Any]]:
             pass
 
     return call, stream
+
+
+def openai_api_stream() -> Callable[[], None]:
+    """The streamed call of `workload()` on a client of OpenAI's own API (still in-process):
+    tracking asks for the usage chunk there, which the SDK then parses like any other."""
+    client = _client("https://api.openai.com/v1")
+
+    def stream() -> None:
+        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
+            pass
+
+    return stream
 
 
 @contextlib.contextmanager
@@ -292,16 +313,10 @@ def _per_call_cost(rounds: int, calls: int) -> dict[str, float]:
     try:
         for _ in range(rounds):
             amplitude.ai.untrack()
-            timings["no wrapper"].append(
-                _time_per_call(lambda: plain.create(model="m", messages=MESSAGES), calls)
-            )
-            timings["wrapper, not tracking"].append(
-                _time_per_call(lambda: patched.create(model="m", messages=MESSAGES), calls)
-            )
+            timings["no wrapper"].append(_time_per_call(call_plain, calls))
+            timings["wrapper, not tracking"].append(_time_per_call(call_patched, calls))
             amplitude.ai.track(analytics)
-            timings["wrapper, tracking"].append(
-                _time_per_call(lambda: patched.create(model="m", messages=MESSAGES), calls)
-            )
+            timings["wrapper, tracking"].append(_time_per_call(call_patched, calls))
             amplitude.ai.flush()
             held.clear()
     finally:
@@ -357,11 +372,13 @@ def _end_to_end(
     """Calls through the real SDK and transport: untracked, tracked with the dispatch
     thread's work held back until the round ends, and tracked with it running."""
     call, stream = workload()
+    usage_stream = openai_api_stream()
     off_path: list[float] = []
     modes = ("untracked", "tracked", "busy loop")
-    timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in ("call", "stream")}
+    names = ("call", "stream", "usage stream")
+    timings: dict[str, dict[str, list[float]]] = {name: {m: [] for m in modes} for name in names}
     collections = _Collections(modes)
-    with tracked_client(warm_up=(call, stream)) as analytics:
+    with tracked_client(warm_up=(call, stream, usage_stream)) as analytics:
         for mode in rotated(modes, rounds):
             if mode == "untracked":
                 amplitude.ai.untrack()
@@ -374,6 +391,7 @@ def _end_to_end(
                 collections.mode = None
                 collections.calls[mode] += calls
                 timings["stream"][mode].append(_time_per_call(stream, max(1, calls // 10)))
+                timings["usage stream"][mode].append(_time_per_call(usage_stream, max(1, calls // 10)))
     gc.callbacks.remove(collections._seen)
     return timings, off_path, collections
 
@@ -558,6 +576,7 @@ def main() -> None:
         ("call", "non-streaming chat call (us/call)", 1),
         ("stream", f"streamed chat, {CHUNKS} chunks (us/stream)", 1),
         ("stream", "  per chunk, fixed cost spread (us)", CHUNKS),
+        ("usage stream", "  the same on api.openai.com (us/stream)", 1),
     ):
         base = [v * 1e6 / per for v in timings[name]["untracked"]]
         row = f"{label:38}{statistics.median(base):10.2f}"
@@ -576,7 +595,10 @@ def main() -> None:
     _print_in_place(_in_place_runs(args))
     per_event = statistics.median(off_path) * 1e6
     print(f"off the caller's path: {per_event:.1f} us CPU per event (build + Amplitude client track)")
-    direct = _per_call_cost(args.rounds, 2000)
+    # Fewer calls a round than wake the dispatch thread early: from there on each call also
+    # hands it the GIL (backpressure, `WAKE_AT`), which back-to-back calls of a few
+    # microseconds reach within milliseconds, and calls through the SDK never do here.
+    direct = _per_call_cost(args.rounds, WAKE_AT // 2)
     unwrapped = direct["no wrapper"]
     print("our wrapper alone, on a method that only returns a completion (us/call; added):")
     for name, value in direct.items():

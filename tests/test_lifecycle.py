@@ -29,7 +29,11 @@ def chat(**kw):
 
 
 def run(
-    script: str, stub: OpenAIStub, capture: AmplitudeCapture, tracked: bool = True
+    script: str,
+    stub: OpenAIStub,
+    capture: AmplitudeCapture,
+    tracked: bool = True,
+    flags: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     code = PRELUDE.format(tests=str(TESTS), capture=capture.url, base_url=stub.base_url)
     if not tracked:
@@ -37,7 +41,7 @@ def run(
         code = code.replace("amplitude.ai.track(amp)\n", "")
     code += textwrap.dedent(script)
     return subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+        [sys.executable, *flags, "-c", code], check=False, capture_output=True, text=True, timeout=60
     )
 
 
@@ -53,6 +57,36 @@ def test_events_are_delivered_at_exit(
     capture.wait_for(2)
     assert len(capture.events) == 2
     assert "amplitude.ai" not in result.stderr.replace("ValueError", ""), result.stderr
+
+
+def test_an_app_run_with_warnings_as_errors_sees_none(stub: OpenAIStub, capture: AmplitudeCapture) -> None:
+    # As test suites run (pytest's `filterwarnings = error`), in dev mode (resource
+    # warnings): a call, a stream read through, one left unread, async ones, a scope.
+    script = """
+    import asyncio
+    chat()
+    for _ in chat(stream=True):
+        pass
+    unread = chat(stream=True)
+    next(iter(unread))
+    del unread
+    aclient = openai.AsyncOpenAI(api_key="sk-lifecycle", base_url=client.base_url, max_retries=0)
+    async def calls():
+        await aclient.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+        stream = await aclient.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        async for _ in stream:
+            pass
+        await aclient.close()
+    asyncio.run(calls())
+    with amplitude.ai.tracking(amp):
+        chat()
+    """
+    result = run(script, stub, capture, flags=("-W", "error", "-X", "dev"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert len(capture.wait_for(6)) == 6
 
 
 def test_stream_open_at_exit_is_delivered(stub: OpenAIStub, capture: AmplitudeCapture) -> None:
