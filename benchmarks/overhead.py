@@ -105,7 +105,13 @@ def _handler(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
 
 
-def _client(base_url: str = "http://127.0.0.1:1/v1") -> Any:
+# Base URLs of the in-process clients: any host but OpenAI's leaves the request alone; on
+# OpenAI's own API tracking asks for the usage chunk, which the SDK then parses like any other.
+OTHER_API = "http://127.0.0.1:1/v1"
+OPENAI_API = "https://api.openai.com/v1"
+
+
+def _client(base_url: str = OTHER_API) -> Any:
     transport = httpx2.MockTransport(_handler)
     return openai.OpenAI(
         api_key="sk-bench",
@@ -161,10 +167,10 @@ def _capture_process() -> Iterator[str]:
         proc.communicate("", timeout=10)
 
 
-def workload() -> tuple[Callable[[], Any], Callable[[], Any]]:
+def workload(base_url: str = OTHER_API) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """A non-streaming chat call and a streamed one (CHUNKS chunks, read through), each on
-    an in-process SDK client."""
-    client = _client()
+    an in-process SDK client of `base_url`."""
+    client = _client(base_url)
 
     def call() -> Any:
         return client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -174,18 +180,6 @@ def workload() -> tuple[Callable[[], Any], Callable[[], Any]]:
             pass
 
     return call, stream
-
-
-def openai_api_stream() -> Callable[[], None]:
-    """The streamed call of `workload()` on a client of OpenAI's own API (still in-process):
-    tracking asks for the usage chunk there, which the SDK then parses like any other."""
-    client = _client("https://api.openai.com/v1")
-
-    def stream() -> None:
-        for _ in client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
-            pass
-
-    return stream
 
 
 @contextlib.contextmanager
@@ -372,7 +366,7 @@ def _end_to_end(
     """Calls through the real SDK and transport: untracked, tracked with the dispatch
     thread's work held back until the round ends, and tracked with it running."""
     call, stream = workload()
-    usage_stream = openai_api_stream()
+    usage_stream = workload(OPENAI_API)[1]
     off_path: list[float] = []
     modes = ("untracked", "tracked", "busy loop")
     names = ("call", "stream", "usage stream")
