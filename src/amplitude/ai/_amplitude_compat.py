@@ -68,8 +68,8 @@ def upload_without_threads(client: Any) -> None:
     the next event once a consumer has emptied the buffer and ended: the attempt would fail
     inside `track()` and log a traceback), and each upload runs on the thread that asks for
     it: a consumer already waiting out its flush interval uploads on its own thread, and the
-    client's own exit hook, which runs after ours, on the exiting thread, as
-    amplitude-analytics does at every exit, only without its pool.
+    final flush on the exiting thread, without the pool: a user's client's own exit hook,
+    which runs after ours, or, for a client the package made, `_autostart`'s shutdown.
     """
     try:
         for destination in _destinations(client):

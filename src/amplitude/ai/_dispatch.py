@@ -250,7 +250,7 @@ class Dispatcher:
     def _stay_on_this_thread(self) -> None:
         """For an exit where no thread can start, neither our worker nor amplitude-analytics'
         upload threads: this thread hands the calls over (`drain`), and the clients upload
-        on the threads that ask them to (their exit hooks run after ours)."""
+        on the threads that ask them to (their shutdowns, after this, on this thread)."""
         from ._amplitude_compat import upload_without_threads
 
         self._here = True
